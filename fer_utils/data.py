@@ -1,0 +1,293 @@
+"""Load FER2013 into numpy arrays from any of the three forms users have.
+
+Kaggle's `archive.zip` (read in place), its extracted `train/` and `test/` folders, or the
+challenge's `fer2013.csv`; every bad file is named in a `DataError`, nothing is dropped.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import sys
+import warnings
+import zipfile
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from .config import CLASSES, CSV_LABELS, DATA_ENV_VAR, IMAGE_SIZE, PREFIX_TO_SPLIT, SPLITS, USAGE_TO_SPLIT
+
+REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+CSV_COLUMNS = ("emotion", "pixels", "Usage")
+NO_DATA_MESSAGE = (
+    "No FER2013 found: using the SYNTHETIC face data set instead. Results are NOT FER2013 results.\n"
+    "To use the real data, download Kaggle's msambare/fer2013 (archive.zip) and either pass its path "
+    f"(--data PATH / data_path=...), set {DATA_ENV_VAR}=/path/to/archive.zip, or put it in data/."
+)
+
+
+class DataError(ValueError):
+    """The data cannot be used; `problems` lists every problem found, each naming its file."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        shown = "\n  ".join(problems[:20])
+        more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
+        super().__init__(f"{len(problems)} problem(s) in the data:\n  {shown}{more}")
+
+
+@dataclass
+class FerData:
+    """Images (N, 48, 48, 1) uint8, labels (N,) indices into CLASSES, and where each came from."""
+
+    images: np.ndarray
+    labels: np.ndarray
+    file_ids: np.ndarray
+    splits: np.ndarray
+    source: str
+    synthetic: bool = False
+    notes: list[str] = field(default_factory=list)
+
+    def mask(self, split: str) -> np.ndarray:
+        """Boolean mask of a split: train, val, test, or test_all (= val + test)."""
+        if split == "test_all":
+            return np.isin(self.splits, ("val", "test"))
+        if split not in SPLITS:
+            raise ValueError(f"unknown split {split!r}: expected one of {(*SPLITS, 'test_all')}")
+        return self.splits == split
+
+    def xy(self, split: str) -> tuple[np.ndarray, np.ndarray]:
+        """Images and labels of one split."""
+        m = self.mask(split)
+        return self.images[m], self.labels[m]
+
+    def select(self, mask: np.ndarray) -> FerData:
+        """A new FerData holding only the rows where `mask` is true."""
+        return FerData(self.images[mask], self.labels[mask], self.file_ids[mask], self.splits[mask],
+                       self.source, self.synthetic, list(self.notes))
+
+    def counts(self) -> dict[str, dict[str, int]]:
+        """Number of images per split and class (test_all included)."""
+        out = {}
+        for split in (*SPLITS, "test_all"):
+            y = self.labels[self.mask(split)]
+            out[split] = {c: int((y == i).sum()) for i, c in enumerate(CLASSES)}
+        return out
+
+
+def resolve_data_path(path: str | os.PathLike | None = None) -> Path | None:
+    """Where the data comes from: explicit path > $FER2013_PATH > data/ in the repo > None."""
+    if path not in (None, ""):
+        return Path(path).expanduser()
+    if os.environ.get(DATA_ENV_VAR):
+        return Path(os.environ[DATA_ENV_VAR]).expanduser()
+    for candidate in (REPO_DATA_DIR / "archive.zip", REPO_DATA_DIR / "fer2013.csv", REPO_DATA_DIR):
+        if candidate.is_file() or (candidate.is_dir() and (candidate / "train").is_dir()):
+            return candidate
+    return None
+
+
+def load_data(path: str | os.PathLike | None = None, per_class: int | None = None, seed: int = 0,
+              synthetic_fallback: bool = True) -> FerData:
+    """Load FER2013 (zip, folders or csv), or the synthetic set, loudly, when none is found.
+
+    `per_class` keeps at most that many images per class in each split (stratified, seeded).
+    """
+    resolved = resolve_data_path(path)
+    if resolved is None:
+        if not synthetic_fallback:
+            raise DataError([f"no data path given, {DATA_ENV_VAR} unset and nothing in {REPO_DATA_DIR}"])
+        from .synthetic import make_synthetic_fer
+
+        warnings.warn(NO_DATA_MESSAGE, stacklevel=2)
+        print("!" * 72 + "\n" + NO_DATA_MESSAGE + "\n" + "!" * 72, file=sys.stderr)
+        return subsample(make_synthetic_fer(seed=seed), per_class, seed)
+    return read_fer2013(resolved, per_class=per_class, seed=seed)
+
+
+def read_fer2013(path: Path, per_class: int | None = None, seed: int = 0) -> FerData:
+    """Read one of the three FER2013 forms at `path`; raise DataError listing every problem."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError([f"{path}: path does not exist"])
+    if path.is_dir() and (path / "fer2013.csv").is_file() and not (path / "train").exists():
+        path = path / "fer2013.csv"
+    if path.is_file() and path.suffix.lower() == ".csv":
+        data = _read_csv(path)
+        return subsample(data, per_class, seed)
+    if path.is_file() and zipfile.is_zipfile(path):
+        with zipfile.ZipFile(path) as zf:
+            names = [n for n in zf.namelist() if not n.endswith("/")]
+            return _read_image_tree(path, names, zf.read, per_class, seed)
+    if path.is_dir():
+        names = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+        return _read_image_tree(path, names, lambda n: (path / n).read_bytes(), per_class, seed)
+    raise DataError([f"{path}: not a zip archive, a folder with train/ and test/, or a .csv file"])
+
+
+def _read_image_tree(root: Path, names: list[str], read: Callable[[str], bytes],
+                     per_class: int | None, seed: int) -> FerData:
+    """Parse `<split>/<class>/<file>` entries (zip or folder), decode them, validate them."""
+    problems: list[str] = []
+    names = _strip_wrapper_folder(names)
+    entries = []  # (full name, split, label)
+    for full, rel in names:
+        parts = rel.split("/")
+        if len(parts) != 3 or parts[0] not in ("train", "test"):
+            problems.append(f"{root}:{full}: not of the form train|test/<class>/<image>")
+            continue
+        top, cls, fname = parts
+        if cls not in CLASSES:
+            problems.append(f"{root}:{full}: unknown class folder {cls!r} (expected one of {', '.join(CLASSES)})")
+            continue
+        if not fname.lower().endswith(IMAGE_SUFFIXES):
+            problems.append(f"{root}:{full}: not an image file ({', '.join(IMAGE_SUFFIXES)})")
+            continue
+        split = _split_from_name(top, fname)
+        if split is None:
+            problems.append(f"{root}:{full}: file name starts with neither PublicTest_ nor PrivateTest_, "
+                            "so its split cannot be told")
+            continue
+        entries.append((full, rel, split, CLASSES.index(cls)))
+    for top in ("train", "test"):
+        present = {e[1].split("/")[1] for e in entries if e[1].startswith(top + "/")}
+        if not any(rel.startswith(top + "/") for _, rel in names):
+            problems.append(f"{root}: no {top}/ folder")
+        else:
+            problems += [f"{root}: missing class folder {top}/{c}" for c in CLASSES if c not in present]
+    if problems:
+        raise DataError(problems)
+    entries.sort(key=lambda e: (SPLITS.index(e[2]), e[3], e[1]))
+    splits = np.array([e[2] for e in entries])
+    labels = np.array([e[3] for e in entries], dtype=np.int64)
+    keep = _subsample_indices(splits, labels, per_class, seed)
+    images = np.empty((len(keep), IMAGE_SIZE, IMAGE_SIZE, 1), dtype=np.uint8)
+    for out_i, i in enumerate(keep):
+        full = entries[i][0]
+        try:
+            images[out_i, ..., 0] = decode_image(read(full))
+        except ValueError as err:
+            problems.append(f"{root}:{full}: {err}")
+    if problems:
+        raise DataError(problems)
+    ids = np.array([entries[i][1] for i in keep])
+    return FerData(images, labels[keep], ids, splits[keep], str(root))
+
+
+def _strip_wrapper_folder(names: list[str]) -> list[tuple[str, str]]:
+    """Pair each name with its path below an optional single wrapper folder (`fer2013/train/...`)."""
+    tops = {n.split("/")[0] for n in names}
+    if len(tops) == 1 and not tops & {"train", "test"}:
+        (top,) = tops
+        return [(n, n[len(top) + 1:]) for n in names]
+    return [(n, n) for n in names]
+
+
+def _split_from_name(top: str, fname: str) -> str | None:
+    """train/ is the train split; in test/, the PublicTest_/PrivateTest_ prefix tells val from test."""
+    if top == "train":
+        return "train"
+    for prefix, split in PREFIX_TO_SPLIT.items():
+        if fname.startswith(prefix) and split != "train":
+            return split
+    return None
+
+
+def decode_image(raw: bytes) -> np.ndarray:
+    """Decode one image file to a (48, 48) uint8 array; ValueError says what is wrong with it."""
+    try:
+        with Image.open(io.BytesIO(raw)) as im:
+            im.load()
+            mode, size = im.mode, im.size
+            arr = np.asarray(im)
+    except (OSError, SyntaxError, Image.DecompressionBombError) as err:
+        raise ValueError(f"unreadable or corrupt image ({err})") from None
+    if mode != "L":
+        raise ValueError(f"colour or non-8-bit-grayscale image (mode {mode}); FER2013 images are 8-bit grayscale")
+    if size != (IMAGE_SIZE, IMAGE_SIZE):
+        raise ValueError(f"image is {size[0]}x{size[1]}, expected {IMAGE_SIZE}x{IMAGE_SIZE}")
+    return arr
+
+
+def _read_csv(path: Path) -> FerData:
+    """Read the challenge's `fer2013.csv` (emotion,pixels,Usage), mapping its labels to CLASSES."""
+    problems: list[str] = []
+    images, labels, splits, ids = [], [], [], []
+    n_pixels = IMAGE_SIZE * IMAGE_SIZE
+    with open(path, newline="") as f:
+        reader = csv.DictReader(f)
+        missing = [c for c in CSV_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise DataError([f"{path}: missing column(s) {', '.join(missing)}; found {reader.fieldnames}"])
+        for row_i, row in enumerate(reader):
+            where = f"{path}: row {row_i + 2}"  # line number in the file (header is line 1)
+            try:
+                emotion = int(row["emotion"])
+            except (TypeError, ValueError):
+                problems.append(f"{where}: emotion {row['emotion']!r} is not an integer")
+                continue
+            if not 0 <= emotion < len(CSV_LABELS):
+                problems.append(f"{where}: emotion {emotion} outside 0..{len(CSV_LABELS) - 1}")
+                continue
+            if row["Usage"] not in USAGE_TO_SPLIT:
+                problems.append(f"{where}: unknown Usage {row['Usage']!r} (expected {', '.join(USAGE_TO_SPLIT)})")
+                continue
+            try:
+                pixels = np.array((row["pixels"] or "").split(), dtype=np.int64)
+            except ValueError:
+                problems.append(f"{where}: pixels are not all integers")
+                continue
+            if pixels.size != n_pixels:
+                problems.append(f"{where}: {pixels.size} pixel values, expected {n_pixels}")
+                continue
+            if pixels.min() < 0 or pixels.max() > 255:
+                problems.append(f"{where}: pixel values outside 0..255")
+                continue
+            images.append(pixels.astype(np.uint8).reshape(IMAGE_SIZE, IMAGE_SIZE, 1))
+            labels.append(CLASSES.index(CSV_LABELS[emotion]))
+            splits.append(USAGE_TO_SPLIT[row["Usage"]])
+            ids.append(f"{path.name}#row{row_i}")
+    if problems:
+        raise DataError(problems)
+    if not images:
+        raise DataError([f"{path}: no rows"])
+    data = FerData(np.stack(images), np.array(labels, dtype=np.int64), np.array(ids), np.array(splits), str(path))
+    order = np.lexsort((data.labels, [SPLITS.index(s) for s in data.splits]))
+    return data.select(order)
+
+
+def _subsample_indices(splits: np.ndarray, labels: np.ndarray, per_class: int | None, seed: int) -> np.ndarray:
+    """Indices keeping at most `per_class` rows per (split, class), chosen at random with `seed`."""
+    if per_class is None:
+        return np.arange(len(labels))
+    if per_class < 1:
+        raise ValueError(f"per_class must be >= 1, got {per_class}")
+    rng = np.random.default_rng(seed)
+    keep = []
+    for split in SPLITS:
+        for label in range(len(CLASSES)):
+            idx = np.flatnonzero((splits == split) & (labels == label))
+            keep.append(rng.permutation(idx)[:per_class])
+    return np.sort(np.concatenate(keep))
+
+
+def subsample(data: FerData, per_class: int | None, seed: int = 0) -> FerData:
+    """At most `per_class` images per class in each split (stratified, seeded); all when None."""
+    if per_class is None:
+        return data
+    return data.select(_subsample_indices(data.splits, data.labels, per_class, seed))
+
+
+def format_counts(counts: dict[str, dict[str, int]], splits: Iterable[str] = (*SPLITS, "test_all")) -> str:
+    """A plain-text table of images per class (rows) and split (columns)."""
+    splits = list(splits)
+    lines = [f"{'class':<10}" + "".join(f"{s:>10}" for s in splits)]
+    for c in CLASSES:
+        lines.append(f"{c:<10}" + "".join(f"{counts[s][c]:>10}" for s in splits))
+    lines.append(f"{'total':<10}" + "".join(f"{sum(counts[s].values()):>10}" for s in splits))
+    return "\n".join(lines)

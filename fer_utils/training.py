@@ -1,0 +1,166 @@
+"""Train a model with the paper's recipe and write a complete, resumable run folder.
+
+Run folder: model.keras (best val accuracy), history.csv, metrics.json, predictions.npz,
+run_info.json, and backup/ (Keras BackupAndRestore) while a run is unfinished.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import sys
+import time
+from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
+
+import keras
+import numpy as np
+import pandas as pd
+
+from .config import (BATCH_SIZE, CLASSES, EARLY_STOPPING_PATIENCE, LEARNING_RATE, MAX_EPOCHS, REDUCE_LR_FACTOR,
+                     REDUCE_LR_MIN, REDUCE_LR_PATIENCE)
+from .data import FerData
+from .evaluation import evaluate_splits
+from .models import build_model
+
+PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+PROTOCOLS = {"clean": "val", "paper": "test_all"}
+"""Validation split per protocol: clean = PublicTest only; paper = all 7,178 test images (as the paper did)."""
+
+
+def cpu_has_bf16() -> bool:
+    """True where the CPU has native bf16 matrix instructions (AVX512-BF16 or AMX-BF16)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    return "avx512_bf16" in flags or "amx_bf16" in flags
+
+
+def accelerator() -> str:
+    """'gpu' when the active Keras backend sees a GPU, else 'cpu'."""
+    backend = keras.backend.backend()
+    if backend == "jax":
+        import jax
+
+        return "gpu" if any(d.platform == "gpu" for d in jax.devices()) else "cpu"
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        return "gpu" if tf.config.list_physical_devices("GPU") else "cpu"
+    if backend == "torch":
+        import torch
+
+        return "gpu" if torch.cuda.is_available() else "cpu"
+    return "cpu"
+
+
+def resolve_precision(precision: str = "auto") -> str:
+    """'auto' -> mixed_bfloat16 on a GPU or a CPU with native bf16, else float32."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}: expected one of {PRECISIONS}")
+    if precision == "auto":
+        return "mixed_bfloat16" if accelerator() == "gpu" or cpu_has_bf16() else "float32"
+    return precision
+
+
+class EpochLog(keras.callbacks.Callback):
+    """Adds the epoch's wall seconds and learning rate to the logs (so CSVLogger records them)."""
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs["epoch_seconds"] = time.perf_counter() - self._start
+        logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
+
+
+def paper_callbacks(out: Path, patience: int = EARLY_STOPPING_PATIENCE) -> list[keras.callbacks.Callback]:
+    """The paper's EarlyStopping, ModelCheckpoint and ReduceLROnPlateau, plus a CSV log and resumable backups."""
+    return [
+        EpochLog(),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
+                                      restore_best_weights=True, verbose=1),
+        keras.callbacks.ModelCheckpoint(out / "model.keras", monitor="val_accuracy", mode="max",
+                                        save_best_only=True),
+        keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", mode="max", factor=REDUCE_LR_FACTOR,
+                                          patience=REDUCE_LR_PATIENCE, min_lr=REDUCE_LR_MIN, verbose=1),
+        keras.callbacks.CSVLogger(out / "history.csv", append=True),
+        keras.callbacks.BackupAndRestore(out / "backup"),
+    ]
+
+
+def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = MAX_EPOCHS,
+          batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE, seed: int = 0,
+          protocol: str = "clean", precision: str = "auto", patience: int = EARLY_STOPPING_PATIENCE,
+          verbose: int | str = "auto", **model_kwargs) -> dict:
+    """Train 'baseline' or 'se' on `data` with the paper's recipe; write the run folder; return metrics."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown protocol {protocol!r}: expected one of {sorted(PROTOCOLS)}")
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    params = dict(model=model_kind, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                  protocol=protocol, precision=precision, patience=patience, **model_kwargs)
+    resolved = resolve_precision(precision)
+    keras.utils.set_random_seed(seed)
+    keras.mixed_precision.set_global_policy(resolved)
+    try:
+        model = build_model(model_kind, **model_kwargs)
+        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
+                      metrics=["accuracy"])
+        x_train, y_train = data.xy("train")
+        x_val, y_val = data.xy(PROTOCOLS[protocol])
+        n_classes = len(CLASSES)
+        start = time.perf_counter()
+        model.fit(x_train, keras.utils.to_categorical(y_train, n_classes), batch_size=batch_size, epochs=epochs,
+                  validation_data=(x_val, keras.utils.to_categorical(y_val, n_classes)), shuffle=True,
+                  callbacks=paper_callbacks(out, patience), verbose=verbose)
+        fit_seconds = time.perf_counter() - start
+    finally:
+        keras.mixed_precision.set_global_policy("float32")
+    best = keras.models.load_model(out / "model.keras")
+    metrics, predictions = evaluate_splits(best, data)
+    history = _read_history(out / "history.csv")
+    metrics.update(model=model_kind, best_epoch=int(np.argmax(history["val_accuracy"])) + 1,
+                   epochs_run=len(history["val_accuracy"]))
+    _write_json(out / "metrics.json", metrics)
+    np.savez_compressed(out / "predictions.npz", **predictions)
+    epoch_seconds = history.get("epoch_seconds", [])
+    _write_json(out / "run_info.json", dict(
+        params=params, precision=resolved, keras_backend=keras.backend.backend(), accelerator=accelerator(),
+        data_source=data.source, synthetic_data=data.synthetic, counts=data.counts(),
+        epochs_run=metrics["epochs_run"], best_epoch=metrics["best_epoch"], fit_wall_seconds=fit_seconds,
+        mean_epoch_seconds=float(np.mean(epoch_seconds)) if epoch_seconds else None,
+        train_images_per_second=len(y_train) / float(np.median(epoch_seconds)) if epoch_seconds else None,
+        parameters=best.count_params(), finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        command=" ".join(sys.argv), **environment()))
+    return metrics
+
+
+def environment() -> dict:
+    """Package versions, Python, CPU and core count, for run_info.json."""
+    versions = {}
+    for pkg in ("keras", "tensorflow", "jax", "torch", "numpy", "scikit-learn", "fer_utils"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            pass
+    cpu = platform.processor() or platform.machine()
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                   if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return dict(versions=versions, python=platform.python_version(), platform=platform.platform(), cpu=cpu,
+                cpu_count=os.cpu_count(), cpu_bf16=cpu_has_bf16())
+
+
+def _read_history(path: Path) -> dict[str, list[float]]:
+    """history.csv as columns of floats."""
+    return pd.read_csv(path).to_dict(orient="list")
+
+
+def _write_json(path: Path, obj: dict) -> None:
+    path.write_text(json.dumps(obj, indent=2) + "\n")
