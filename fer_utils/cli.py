@@ -14,7 +14,7 @@ from .config import MAX_EPOCHS, SPLITS
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--data", default=None, help="archive.zip, extracted folder or fer2013.csv "
+    p.add_argument("--data", default=None, help="archive.zip, extracted folder, fer2013.csv or 'synthetic' "
                    "(default: $FER2013_PATH, then data/, then the synthetic set)")
     p.add_argument("--subset", type=int, default=None, metavar="N", help="at most N images per class and split")
     p.add_argument("--seed", type=int, default=0)
@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = sub.add_parser("run", help="run the notebook sequence with papermill")
     run.add_argument("--profile", choices=sorted(PROFILES), default="smoke")
-    run.add_argument("--data", default=None)
+    run.add_argument("--data", default=None, help="as for train; 'synthetic' forces the synthetic stand-in")
     run.add_argument("--out", default=None, help="run folder (default runs/<profile>)")
     run.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                      help="a notebook parameter, passed to every notebook that has it")

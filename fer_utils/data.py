@@ -13,7 +13,7 @@ import sys
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +23,7 @@ from .config import CLASSES, CSV_LABELS, DATA_ENV_VAR, IMAGE_SIZE, PREFIX_TO_SPL
 
 REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+SYNTHETIC = "synthetic"
 CSV_COLUMNS = ("emotion", "pixels", "Usage")
 NO_DATA_MESSAGE = (
     "No FER2013 found: using the SYNTHETIC face data set instead. Results are NOT FER2013 results.\n"
@@ -51,7 +52,6 @@ class FerData:
     splits: np.ndarray
     source: str
     synthetic: bool = False
-    notes: list[str] = field(default_factory=list)
 
     def mask(self, split: str) -> np.ndarray:
         """Boolean mask of a split: train, val, test, or test_all (= val + test)."""
@@ -69,7 +69,7 @@ class FerData:
     def select(self, mask: np.ndarray) -> FerData:
         """A new FerData holding only the rows where `mask` is true."""
         return FerData(self.images[mask], self.labels[mask], self.file_ids[mask], self.splits[mask],
-                       self.source, self.synthetic, list(self.notes))
+                       self.source, self.synthetic)
 
     def counts(self) -> dict[str, dict[str, int]]:
         """Number of images per split and class (test_all included)."""
@@ -81,7 +81,12 @@ class FerData:
 
 
 def resolve_data_path(path: str | os.PathLike | None = None) -> Path | None:
-    """Where the data comes from: explicit path > $FER2013_PATH > data/ in the repo > None."""
+    """Where the data comes from: explicit path > $FER2013_PATH > data/ in the repo > None (synthetic).
+
+    The path "synthetic" asks for the synthetic stand-in whatever else is present.
+    """
+    if path == SYNTHETIC:
+        return None
     if path not in (None, ""):
         return Path(path).expanduser()
     if os.environ.get(DATA_ENV_VAR):
@@ -94,7 +99,7 @@ def resolve_data_path(path: str | os.PathLike | None = None) -> Path | None:
 
 def load_data(path: str | os.PathLike | None = None, per_class: int | None = None, seed: int = 0,
               synthetic_fallback: bool = True) -> FerData:
-    """Load FER2013 (zip, folders or csv), or the synthetic set, loudly, when none is found.
+    """Load FER2013 (zip, folders or csv), or the synthetic set, loudly, when none is found (or path="synthetic").
 
     `per_class` keeps at most that many images per class in each split (stratified, seeded).
     """
@@ -104,8 +109,9 @@ def load_data(path: str | os.PathLike | None = None, per_class: int | None = Non
             raise DataError([f"no data path given, {DATA_ENV_VAR} unset and nothing in {REPO_DATA_DIR}"])
         from .synthetic import make_synthetic_fer
 
-        warnings.warn(NO_DATA_MESSAGE, stacklevel=2)
-        print("!" * 72 + "\n" + NO_DATA_MESSAGE + "\n" + "!" * 72, file=sys.stderr)
+        message = "Synthetic data requested: NOT FER2013." if path == SYNTHETIC else NO_DATA_MESSAGE
+        warnings.warn(message, stacklevel=2)
+        print("!" * 72 + "\n" + message + "\n" + "!" * 72, file=sys.stderr)
         return subsample(make_synthetic_fer(seed=seed), per_class, seed)
     return read_fer2013(resolved, per_class=per_class, seed=seed)
 
@@ -160,8 +166,7 @@ def _read_image_tree(root: Path, names: list[str], read: Callable[[str], bytes],
             problems.append(f"{root}: no {top}/ folder")
         else:
             problems += [f"{root}: missing class folder {top}/{c}" for c in CLASSES if c not in present]
-    if problems:
-        raise DataError(problems)
+    # No raise yet: the well-placed files are still decoded, so one DataError names every bad file.
     entries.sort(key=lambda e: (SPLITS.index(e[2]), e[3], e[1]))
     splits = np.array([e[2] for e in entries])
     labels = np.array([e[3] for e in entries], dtype=np.int64)
@@ -291,3 +296,13 @@ def format_counts(counts: dict[str, dict[str, int]], splits: Iterable[str] = (*S
         lines.append(f"{c:<10}" + "".join(f"{counts[s][c]:>10}" for s in splits))
     lines.append(f"{'total':<10}" + "".join(f"{sum(counts[s].values()):>10}" for s in splits))
     return "\n".join(lines)
+
+
+def describe(data: FerData) -> str:
+    """A banner saying where the data came from; loud when it is the synthetic stand-in."""
+    n = len(data.labels)
+    if data.synthetic:
+        bar = "!" * 72
+        return (f"{bar}\nDATA: SYNTHETIC faces ({data.source}), {n} images - NOT FER2013; results say nothing about "
+                f"real faces.\nTo use FER2013: pass data_path / --data, or set {DATA_ENV_VAR}.\n{bar}")
+    return f"DATA: FER2013 from {data.source}, {n} images"

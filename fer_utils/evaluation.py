@@ -14,7 +14,7 @@ import pandas as pd
 from scipy.stats import binomtest
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
-from .config import CLASSES, SPLITS
+from .config import CLASSES, PAPER_TABLE1, SPLITS
 from .data import FerData
 
 EVAL_BATCH_SIZE = 512
@@ -26,7 +26,7 @@ def predict_proba(model: keras.Model, images: np.ndarray) -> np.ndarray:
 
 
 def loss_and_accuracy(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
-    """Categorical cross-entropy (Keras' clipping) and accuracy of predicted probabilities."""
+    """Categorical cross-entropy of the probabilities (clipped to [eps, 1 - eps]) and accuracy."""
     eps = keras.config.epsilon()
     p_true = np.clip(probs[np.arange(len(labels)), labels], eps, 1 - eps)
     return {"loss": float(-np.log(p_true).mean()), "accuracy": float((probs.argmax(1) == labels).mean()),
@@ -89,3 +89,116 @@ def mcnemar(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray) -> dict:
     b, c = int((right_a & ~right_b).sum()), int((~right_a & right_b).sum())
     p = binomtest(b, b + c, 0.5).pvalue if b + c else 1.0
     return {"a_only_right": b, "b_only_right": c, "p_value": float(p)}
+
+
+def table1(metrics: dict[str, dict]) -> pd.DataFrame:
+    """The paper's Table 1 for our runs, beside the paper's own numbers.
+
+    `metrics` maps 'baseline'/'se' to a run's metrics.json. "test" is the 7,178-image test folder (the paper's);
+    "PrivateTest" is the half that played no part in training or checkpoint selection (the clean figure).
+    """
+    names = {"baseline": "Original CNN", "se": "CNN with SE Blocks"}
+    rows = []
+    for kind, m in metrics.items():
+        paper = PAPER_TABLE1[kind]
+        rows.append({"model": names.get(kind, kind), "source": "paper", "train loss": paper["train_loss"],
+                     "train acc": paper["train_accuracy"], "test loss": paper["test_loss"],
+                     "test acc": paper["test_accuracy"], "PrivateTest acc": np.nan})
+        rows.append({"model": names.get(kind, kind), "source": "this run", "train loss": m["train_loss"],
+                     "train acc": m["train_accuracy"], "test loss": m["test_all_loss"],
+                     "test acc": m["test_all_accuracy"], "PrivateTest acc": m["test_accuracy"]})
+    return pd.DataFrame(rows).set_index(["model", "source"])
+
+
+def paired_accuracy_difference(labels: np.ndarray, pred_a: np.ndarray, pred_b: np.ndarray, level: float = 0.95,
+                               n_boot: int = 10_000, seed: int = 0) -> dict:
+    """Accuracy of B minus accuracy of A on the same images, with a normal and a paired-bootstrap interval.
+
+    Per image d = [B right] - [A right]; the difference is mean(d). Normal: mean(d) +- z * sd(d) / sqrt(n).
+    Bootstrap: resample images with replacement (seeded), keeping each image's pair of predictions together.
+    """
+    from scipy.stats import norm
+
+    d = (pred_b == labels).astype(np.int8) - (pred_a == labels).astype(np.int8)
+    n = len(d)
+    diff = float(d.mean()) if n else 0.0
+    se = float(d.std() / np.sqrt(n)) if n else 0.0  # std uses 1/n: se^2 = (b + c - (c - b)^2 / n) / n^2
+    z = float(norm.ppf(0.5 + level / 2))
+    rng = np.random.default_rng(seed)
+    samples = np.empty(n_boot)
+    chunk = max(1, 2_000_000 // max(n, 1))  # bound memory: about 2 million indices per draw
+    for start in range(0, n_boot, chunk):
+        stop = min(start + chunk, n_boot)
+        samples[start:stop] = d[rng.integers(0, n, size=(stop - start, n))].mean(1) if n else 0.0
+    tail = (1 - level) / 2
+    low, high = np.quantile(samples, [tail, 1 - tail])
+    return {"difference": diff, "se": se, "level": level, "normal_low": diff - z * se, "normal_high": diff + z * se,
+            "bootstrap_low": float(low), "bootstrap_high": float(high), "n": int(n), "n_boot": int(n_boot),
+            "samples": samples}
+
+
+def _markdown_table(df: pd.DataFrame, formats: dict[str, str]) -> list[str]:
+    """A DataFrame (index included) as Markdown table lines; NaN shown as '-'."""
+    frame = df.reset_index()
+    header = [str(c) for c in frame.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    for _, row in frame.iterrows():
+        cells = []
+        for col in frame.columns:
+            v = row[col]
+            if isinstance(v, (float, np.floating)):
+                cells.append("-" if np.isnan(v) else format(v, formats.get(str(col), ".4f")))
+            else:
+                cells.append(str(v))
+        lines.append("| " + " | ".join(cells) + " |")
+    return lines
+
+
+def write_results_md(path: str | Path, table: pd.DataFrame, mcnemar_result: dict, data_description: str,
+                     figures: dict[str, str | Path], synthetic: bool = False, difference: dict | None = None,
+                     notes: list[str] | tuple[str, ...] = (), alpha: float = 0.05) -> Path:
+    """Write the run's results.md: Table 1 (ours vs the paper), McNemar's test, the data source, figure links.
+
+    `table` is `table1(...)`; `mcnemar_result` is `mcnemar(labels, baseline, se)`; `difference` is
+    `paired_accuracy_difference(...)` (optional); figures map a caption to a PNG path (absolute, or relative to
+    the working directory like `path`), linked relative to the folder of results.md, e.g. `figures/05_x.png`.
+    """
+    import os
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    lines = ["# Results: CNN vs CNN with SE blocks on FER2013", ""]
+    if synthetic:
+        lines += ["> **WARNING: SYNTHETIC DATA. These runs were trained and tested on the synthetic stand-in, "
+                  "NOT on FER2013. The numbers below only show that the pipeline works; they say nothing about "
+                  "the paper's claims.**", ""]
+    lines += [f"**Data:** {data_description}", "", "## Table 1: ours beside the paper's", ""]
+    pct = {c: ".2%" for c in table.columns if "acc" in str(c)}
+    lines += _markdown_table(table, pct)
+    lines += ["", "\"test\" is the paper's test set, all test images (PublicTest + PrivateTest, 7,178 in FER2013); "
+              "\"PrivateTest acc\" is the half that played no part in training or checkpoint selection.", ""]
+    b, c, p = mcnemar_result["a_only_right"], mcnemar_result["b_only_right"], mcnemar_result["p_value"]
+    verdict = "significant" if p < alpha else "not significant"
+    lines += ["## Baseline vs SE-CNN on the same test images (McNemar's exact test)", "",
+              f"- baseline right, SE-CNN wrong: b = {b}",
+              f"- baseline wrong, SE-CNN right: c = {c}",
+              f"- exact two-sided p-value (b ~ Bin(b + c, 1/2) under H0): p = {p:.4g} "
+              f"({verdict} at the {alpha:g} level)"]
+    if difference is not None:
+        lvl = f"{difference['level']:.0%}"
+        lines += [f"- accuracy difference, SE-CNN minus baseline: {difference['difference']:+.2%} "
+                  f"(n = {difference['n']:,}); {lvl} interval: normal approximation "
+                  f"[{difference['normal_low']:+.2%}, {difference['normal_high']:+.2%}], paired bootstrap "
+                  f"({difference['n_boot']:,} resamples) [{difference['bootstrap_low']:+.2%}, "
+                  f"{difference['bootstrap_high']:+.2%}]"]
+    lines += [""]
+    if notes:
+        lines += ["## Notes", ""] + [f"- {note}" for note in notes] + [""]
+    if figures:
+        lines += ["## Figures", ""]
+        for caption, fig_path in figures.items():
+            rel = Path(os.path.relpath(Path(fig_path).resolve(), path.parent.resolve())).as_posix()
+            lines += [f"- [{caption}]({rel})"]
+        lines += [""]
+    path.write_text("\n".join(lines))
+    return path

@@ -9,6 +9,8 @@ import sys
 import time
 from pathlib import Path
 
+from .data import NO_DATA_MESSAGE, SYNTHETIC, resolve_data_path
+
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
 PROFILES: dict[str, dict] = {
@@ -17,6 +19,8 @@ PROFILES: dict[str, dict] = {
     "paper": {"per_class": None, "epochs": 100},
 }
 """Notebook parameters per profile: smoke = minutes on a laptop; paper = the paper's full schedule."""
+SYNTHETIC_SMOKE = {"per_class": None, "epochs": 10}
+"""On the small synthetic set the smoke profile uses all of it, and enough epochs to learn it well above chance."""
 
 
 def notebooks() -> list[Path]:
@@ -47,8 +51,14 @@ def run_pipeline(profile: str = "smoke", data: str | None = None, out: str | Non
         raise ValueError(f"unknown profile {profile!r}: expected one of {sorted(PROFILES)}")
     run_dir = Path(out or f"runs/{profile}").resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    params = {**PROFILES[profile], "data_path": data, "run_dir": str(run_dir),
+    profile_params = PROFILES[profile]
+    if profile == "smoke" and resolve_data_path(data) is None:
+        profile_params = SYNTHETIC_SMOKE
+    params = {**profile_params, "data_path": data, "run_dir": str(run_dir),
               **{k: _coerce(v) for k, v in (extra or {}).items()}}
+    if resolve_data_path(data) is None:
+        message = "Synthetic data requested: NOT FER2013." if data == SYNTHETIC else NO_DATA_MESSAGE
+        print("!" * 72 + "\n" + message + "\n" + "!" * 72)
     print(f"Running {len(notebooks())} notebooks, profile {profile!r}, into {run_dir}")
     print(f"parameters: {params}", flush=True)
     for nb in notebooks():

@@ -101,6 +101,8 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
         raise ValueError(f"unknown protocol {protocol!r}: expected one of {sorted(PROTOCOLS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if not (out / "backup").exists():  # a fresh run, not the resumption of an interrupted one
+        (out / "history.csv").unlink(missing_ok=True)
     params = dict(model=model_kind, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                   protocol=protocol, precision=precision, patience=patience, **model_kwargs)
     resolved = resolve_precision(precision)
@@ -137,6 +139,18 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
         parameters=best.count_params(), finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command=" ".join(sys.argv), **environment()))
     return metrics
+
+
+def train_or_reuse(model_kind: str, data: FerData, out: str | os.PathLike, reuse: bool = True, **kwargs) -> dict:
+    """Reuse a finished run folder trained on the same data when `reuse`, else `train` into it."""
+    out = Path(out)
+    if reuse and (out / "metrics.json").is_file() and (out / "run_info.json").is_file():
+        info = json.loads((out / "run_info.json").read_text())
+        if info["counts"] == data.counts() and info["synthetic_data"] == data.synthetic:
+            print(f"Reusing the finished run in {out} (trained on {info['data_source']}; reuse=False retrains)")
+            return json.loads((out / "metrics.json").read_text())
+        print(f"Not reusing {out}: it was trained on other data ({info['data_source']})")
+    return train(model_kind, data, out, **kwargs)
 
 
 def environment() -> dict:

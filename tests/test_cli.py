@@ -1,0 +1,72 @@
+"""fer_utils.cli: the command-line contract (run in-process through main())."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import pytest
+from conftest import expected_counts, zip_folder
+
+from fer_utils.cli import main
+
+
+def test_data_check_json_reports_source_counts_and_no_problems(fer_files, capsys):
+    assert main(["data", "check", str(fer_files.zip), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["source"] == str(fer_files.zip)
+    assert report["counts"] == expected_counts(fer_files.records)
+    assert report["problems"] == []
+
+
+def test_data_check_of_broken_zip_fails_and_lists_every_problem(fer_tree, tmp_path, capsys):
+    (fer_tree / "train" / "angry" / "Training_99990.jpg").write_bytes(b"garbage")
+    (fer_tree / "test" / "fear" / "Validation_99991.jpg").write_bytes(b"garbage")
+    broken = zip_folder(fer_tree, tmp_path / "broken.zip")
+    assert main(["data", "check", str(broken), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["counts"] is None
+    assert len(report["problems"]) == 2
+    assert any("train/angry/Training_99990.jpg" in p and "corrupt" in p for p in report["problems"])
+    assert any("test/fear/Validation_99991.jpg" in p and "PublicTest_" in p for p in report["problems"])
+
+
+def test_data_check_text_output_shows_the_count_table(fer_files, capsys):
+    assert main(["data", "check", str(fer_files.csv)]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^happy\s+4\s+2\s+2\s+4$", out, flags=re.MULTILINE)
+    assert "0 problem(s)" in out
+
+
+@pytest.fixture(scope="module")
+def cli_run(tmp_path_factory, fer_files):
+    """ONE `train` through the CLI on the fixture zip (baseline, 3 per class, 1 epoch, float32)."""
+    out = tmp_path_factory.mktemp("cli") / "run"
+    status = main(["train", "--model", "baseline", "--data", str(fer_files.zip), "--subset", "3", "--epochs", "1",
+                   "--out", str(out), "--precision", "float32"])
+    return status, out
+
+
+@pytest.mark.slow
+def test_train_command_writes_a_run_folder(cli_run):
+    status, out = cli_run
+    assert status == 0
+    for name in ("model.keras", "history.csv", "metrics.json", "predictions.npz", "run_info.json"):
+        assert (out / name).is_file(), name
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["params"]["model"] == "baseline" and info["precision"] == "float32"
+    assert info["counts"]["train"] == {c: 3 for c in info["counts"]["train"]}  # --subset 3 of 4 per class
+
+
+@pytest.mark.slow
+def test_evaluate_command_agrees_with_metrics_json(cli_run, fer_files, capsys):
+    """The fixture has 2 test images per class, so --subset 3 at training time kept the whole test split."""
+    _, out = cli_run
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "model.keras"), "--data", str(fer_files.zip), "--split", "test"]) == 0
+    printed = re.search(r"^test: loss (\S+)  accuracy (\S+)  \(n=(\d+)\)$", capsys.readouterr().out, re.MULTILINE)
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert printed, "evaluate printed no 'test: loss ... accuracy ...' line"
+    assert printed[2] == f"{metrics['test_accuracy']:.4f}"
+    assert printed[1] == f"{metrics['test_loss']:.4f}"
+    assert int(printed[3]) == metrics["splits"]["test"]["n"]

@@ -1,0 +1,194 @@
+"""fer_utils.training: one tiny run's folder holds everything a report needs, and it is consistent."""
+
+from __future__ import annotations
+
+import json
+
+import keras
+import numpy as np
+import pandas as pd
+import pytest
+
+from fer_utils import training
+from fer_utils.evaluation import evaluate_split
+from fer_utils.training import resolve_precision, train
+
+SPLITS_ALL = ("train", "val", "test", "test_all")
+RUN_FILES = ("model.keras", "history.csv", "metrics.json", "predictions.npz", "run_info.json")
+STALE_HISTORY = "epoch,accuracy,loss,val_accuracy,val_loss\n" + "".join(
+    f"{e},0.9,0.1,0.99,0.05\n" for e in range(3))
+
+
+@pytest.fixture(scope="module")
+def se_run(tmp_path_factory, tiny_synthetic):
+    """ONE 1-epoch SE-CNN run (clean protocol, float32), shared by the tests that read its folder."""
+    out = tmp_path_factory.mktemp("se_run")
+    returned = train("se", tiny_synthetic, out, epochs=1, precision="float32", verbose=0)
+    return out, returned
+
+
+@pytest.fixture(scope="module")
+def paper_run(tmp_path_factory, tiny_synthetic):
+    """ONE 1-epoch baseline run with the paper's protocol (validation on test_all).
+
+    It trains into a folder that an earlier, finished run left a 3-epoch history.csv in.
+    """
+    out = tmp_path_factory.mktemp("paper_run")
+    (out / "history.csv").write_text(STALE_HISTORY)
+    train("baseline", tiny_synthetic, out, epochs=1, precision="float32", protocol="paper", verbose=0)
+    return out
+
+
+def read_json(path):
+    return json.loads(path.read_text())
+
+
+# --- the run folder ---------------------------------------------------------------------------------
+
+
+@pytest.mark.slow
+def test_finished_run_folder_holds_all_artifacts_and_no_backup(se_run):
+    out, _ = se_run
+    assert sorted(p.name for p in out.iterdir()) == sorted(RUN_FILES)
+
+
+@pytest.mark.slow
+def test_metrics_json_is_what_train_returns(se_run):
+    out, returned = se_run
+    assert read_json(out / "metrics.json") == json.loads(json.dumps(returned))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("split", SPLITS_ALL)
+def test_metrics_hold_loss_accuracy_and_a_confusion_matrix_per_split(se_run, tiny_synthetic, split):
+    metrics = read_json(se_run[0] / "metrics.json")
+    scores = metrics["splits"][split]
+    cm = np.array(scores["confusion_matrix"])
+    size = int(tiny_synthetic.mask(split).sum())
+    assert cm.shape == (7, 7) and cm.sum() == size == scores["n"]
+    np.testing.assert_array_equal(cm.sum(axis=1), np.bincount(tiny_synthetic.xy(split)[1], minlength=7))
+    assert scores["accuracy"] == pytest.approx(np.trace(cm) / size) == metrics[f"{split}_accuracy"]
+    assert np.isfinite(scores["loss"]) and scores["loss"] == metrics[f"{split}_loss"] > 0
+
+
+@pytest.mark.slow
+def test_predictions_are_test_all_probabilities_with_labels_and_file_ids(se_run, tiny_synthetic):
+    out, _ = se_run
+    predictions = np.load(out / "predictions.npz")
+    _, labels = tiny_synthetic.xy("test_all")
+    assert predictions["probs"].shape == (len(labels), 7)
+    np.testing.assert_allclose(predictions["probs"].sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(predictions["labels"], labels)
+    np.testing.assert_array_equal(predictions["file_ids"], tiny_synthetic.file_ids[tiny_synthetic.mask("test_all")])
+    accuracy = (predictions["probs"].argmax(axis=1) == labels).mean()
+    assert accuracy == pytest.approx(read_json(out / "metrics.json")["test_all_accuracy"])
+
+
+@pytest.mark.slow
+def test_run_info_records_precision_backend_params_epochs_and_speed(se_run):
+    out, _ = se_run
+    info = read_json(out / "run_info.json")
+    assert info["precision"] == "float32"
+    assert info["keras_backend"] == keras.backend.backend()
+    assert info["params"]["model"] == "se" and info["params"]["epochs"] == 1
+    assert info["params"]["protocol"] == "clean"
+    assert info["epochs_run"] == 1 == info["best_epoch"]
+    assert info["train_images_per_second"] > 0
+    assert info["parameters"] == keras.models.load_model(out / "model.keras").count_params()
+
+
+@pytest.mark.slow
+def test_history_has_one_row_per_epoch_with_time_and_learning_rate(se_run):
+    history = pd.read_csv(se_run[0] / "history.csv")
+    assert len(history) == 1
+    assert history["epoch_seconds"].iloc[0] > 0
+    assert history["learning_rate"].iloc[0] == pytest.approx(0.002)
+
+
+@pytest.mark.slow
+def test_saved_model_reproduces_the_reported_test_accuracy(se_run, tiny_synthetic):
+    out, _ = se_run
+    scores = evaluate_split(keras.models.load_model(out / "model.keras"), tiny_synthetic, "test")
+    metrics = read_json(out / "metrics.json")
+    assert scores["accuracy"] == metrics["test_accuracy"]
+    assert scores["loss"] == pytest.approx(metrics["test_loss"], rel=1e-6)
+
+
+# --- protocols ---------------------------------------------------------------------------------------
+
+
+def assert_validated_on(run_dir, data, split: str, other: str):
+    """history.csv's val_loss is Keras' own loss of the saved model on `split` (and clearly not on `other`).
+
+    Keras' loss, not metrics.json's: Keras computes it from the softmax logits, without the clipping
+    that loss_and_accuracy applies, so the two differ for a saturated 1-epoch model.
+    """
+    model = keras.models.load_model(run_dir / "model.keras")
+
+    def keras_loss(name):
+        x, y = data.xy(name)
+        return model.evaluate(x, keras.utils.to_categorical(y, 7), batch_size=64, verbose=0, return_dict=True)["loss"]
+
+    val_loss = pd.read_csv(run_dir / "history.csv")["val_loss"].iloc[-1]
+    expected, unexpected = keras_loss(split), keras_loss(other)
+    assert abs(expected - unexpected) > 1e-3  # the check can tell the two splits apart
+    assert val_loss == pytest.approx(expected, rel=1e-4)
+
+
+@pytest.mark.slow
+def test_clean_protocol_validates_on_publictest(se_run, tiny_synthetic):
+    assert_validated_on(se_run[0], tiny_synthetic, "val", other="test_all")
+
+
+@pytest.mark.slow
+def test_paper_protocol_validates_on_all_test_images(paper_run, tiny_synthetic):
+    assert_validated_on(paper_run, tiny_synthetic, "test_all", other="val")
+    assert read_json(paper_run / "run_info.json")["params"]["protocol"] == "paper"
+
+
+@pytest.mark.slow
+def test_a_fresh_run_in_a_used_folder_starts_a_new_history(paper_run):
+    history = pd.read_csv(paper_run / "history.csv")
+    assert len(history) == 1 and history["val_accuracy"].iloc[0] != 0.99
+    assert read_json(paper_run / "metrics.json")["epochs_run"] == 1
+
+
+def test_unknown_protocol_is_rejected_before_anything_is_written(tiny_synthetic, tmp_path):
+    with pytest.raises(ValueError, match="unknown protocol 'kaggle'"):
+        train("se", tiny_synthetic, tmp_path / "run", protocol="kaggle")
+    assert not (tmp_path / "run").exists()
+
+
+def test_failed_training_leaves_the_float32_policy(tiny_synthetic, tmp_path):
+    with pytest.raises(ValueError, match="unknown model"):
+        train("nope", tiny_synthetic, tmp_path / "run", precision="mixed_bfloat16")
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
+# --- precision -----------------------------------------------------------------------------------------
+
+
+def test_auto_precision_is_one_of_the_two_policies():
+    assert resolve_precision("auto") in ("float32", "mixed_bfloat16")
+
+
+@pytest.mark.parametrize("device, bf16, expected", [
+    ("gpu", False, "mixed_bfloat16"),
+    ("cpu", True, "mixed_bfloat16"),
+    ("cpu", False, "float32"),
+])
+def test_auto_precision_uses_bfloat16_only_where_the_hardware_has_it(monkeypatch, device, bf16, expected):
+    monkeypatch.setattr(training, "accelerator", lambda: device)
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: bf16)
+    assert resolve_precision("auto") == expected
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+def test_explicit_precision_is_kept(precision):
+    assert resolve_precision(precision) == precision
+
+
+@pytest.mark.parametrize("precision", ["float16", "mixed_float16", "bf16", ""])
+def test_unknown_precision_is_rejected(precision):
+    with pytest.raises(ValueError, match="unknown precision"):
+        resolve_precision(precision)
