@@ -6,7 +6,10 @@
 Same model definitions, same training images, batch 64, Adam. Prints images/s, seconds per epoch and (b)/(a),
 ending with `speedup: <ratio>x` for the SE-CNN.
 
-    python benchmarks/train_speed.py [--data PATH] [--steps 60] [--warmup 10]
+    python benchmarks/train_speed.py [--data PATH] [--steps 60] [--warmup 10] [--ablation]
+
+--ablation also times path (b) for the SE-CNN with one setting changed at a time (precision, the shift layer,
+batch norm), to show what each costs.
 """
 
 from __future__ import annotations
@@ -71,10 +74,11 @@ def paper_pipeline(kind: str, train_dir: Path, steps: int, warmup: int) -> float
     return time_fit(model, lambda n: dict(x=flow, steps_per_epoch=n), steps, warmup)
 
 
-def our_pipeline(kind: str, x: np.ndarray, y: np.ndarray, precision: str, steps: int, warmup: int) -> float:
+def our_pipeline(kind: str, x: np.ndarray, y: np.ndarray, precision: str, steps: int, warmup: int,
+                 **model_kwargs) -> float:
     """(b): uint8 arrays in memory, preprocessing layers in the model, the chosen precision."""
     keras.mixed_precision.set_global_policy(precision)
-    model = compiled(kind)
+    model = compiled(kind, **model_kwargs)
     onehot = keras.utils.to_categorical(y, len(CLASSES))
     rng = np.random.default_rng(0)
 
@@ -93,6 +97,7 @@ def main() -> None:
     parser.add_argument("--data", default=None, help="FER2013 archive.zip/folder/csv (default: as fer_utils finds it)")
     parser.add_argument("--steps", type=int, default=60, help="timed training steps per measurement")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps before each measurement")
+    parser.add_argument("--ablation", action="store_true", help="also time (b) with one setting changed at a time")
     args = parser.parse_args()
 
     data = load_data(args.data)
@@ -115,6 +120,12 @@ def main() -> None:
     for kind, a, b in rows:
         print(f"| {kind} | {a:.0f} | {n / a:.0f} | {b:.0f} | {n / b:.0f} | {b / a:.2f}x |")
     print(f"\n(epoch = {n} training images)")
+    if args.ablation:
+        variants = {"default": ({}, precision), "float32": ({}, "float32"), "mixed_bfloat16": ({}, "mixed_bfloat16"),
+                    "no shift layer": ({"shift": 0}, precision), "with batch norm": ({"batch_norm": True}, precision)}
+        print("\n| SE-CNN, path (b) variant | precision | img/s |\n|---|---|---:|")
+        for name, (kwargs, prec) in variants.items():
+            print(f"| {name} | {prec} | {our_pipeline('se', x, y, prec, args.steps, args.warmup, **kwargs):.0f} |")
     print(f"speedup: {rows[-1][2] / rows[-1][1]:.2f}x")
 
 

@@ -47,7 +47,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = load_data(args.data, per_class=args.subset, seed=args.seed)
     out = Path(args.out or f"runs/{args.model}")
     metrics = train(args.model, data, out, epochs=args.epochs, seed=args.seed, protocol=args.protocol,
-                    precision=args.precision)
+                    precision=args.precision, schedule=args.schedule)
     print(f"run folder: {out}")
     for split in (*SPLITS, "test_all"):
         print(f"{split:>9}: loss {metrics[f'{split}_loss']:.4f}  accuracy {metrics[f'{split}_accuracy']:.4f}")
@@ -96,7 +96,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--out", default=None, help="run folder (default runs/<model>)")
     tr.add_argument("--protocol", choices=("clean", "paper"), default="clean",
                     help="validate on PublicTest (clean) or on all 7,178 test images (paper)")
-    tr.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto")
+    tr.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto",
+                    help="auto: bf16 where the CPU or GPU computes it natively, else float32")
+    tr.add_argument("--schedule", choices=("plateau", "cosine"), default="plateau",
+                    help="plateau: the paper's ReduceLROnPlateau; cosine: warm-up then cosine decay over --epochs")
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="recompute loss and accuracy of a saved model")

@@ -8,6 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+from matplotlib.ticker import MaxNLocator
 import numpy as np
 import pandas as pd
 import seaborn as sns
@@ -63,6 +64,7 @@ def training_curves(history: pd.DataFrame, title: str) -> plt.Figure:
             for k, e in enumerate(np.flatnonzero(lr[1:] < lr[:-1]) + 2):
                 ax.axvline(e, color="grey", ls=":", label="learning rate reduced" if k == 0 else None)
         ax.set(xlabel="epoch", ylabel=metric, title=f"{title}: {metric}")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.legend()
     best = int(np.argmax(history["val_accuracy"])) + 1
     axes[1].axvline(best, color="green", ls="--", alpha=0.5)

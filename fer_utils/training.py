@@ -26,6 +26,7 @@ from .evaluation import evaluate_splits
 from .models import build_model
 
 PRECISIONS = ("auto", "float32", "mixed_bfloat16")
+SCHEDULES = ("plateau", "cosine")
 PROTOCOLS = {"clean": "val", "paper": "test_all"}
 """Validation split per protocol: clean = PublicTest only; paper = all 7,178 test images (as the paper did)."""
 
@@ -77,26 +78,45 @@ class EpochLog(keras.callbacks.Callback):
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
-def paper_callbacks(out: Path, patience: int = EARLY_STOPPING_PATIENCE) -> list[keras.callbacks.Callback]:
+def paper_callbacks(out: Path, patience: int = EARLY_STOPPING_PATIENCE,
+                    reduce_lr: bool = True) -> list[keras.callbacks.Callback]:
     """The paper's EarlyStopping, ModelCheckpoint and ReduceLROnPlateau, plus a CSV log and resumable backups."""
-    return [
+    callbacks = [
         EpochLog(),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
                                       restore_best_weights=True, verbose=1),
         keras.callbacks.ModelCheckpoint(out / "model.keras", monitor="val_accuracy", mode="max",
                                         save_best_only=True),
-        keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", mode="max", factor=REDUCE_LR_FACTOR,
-                                          patience=REDUCE_LR_PATIENCE, min_lr=REDUCE_LR_MIN, verbose=1),
         keras.callbacks.CSVLogger(out / "history.csv", append=True),
         keras.callbacks.BackupAndRestore(out / "backup"),
     ]
+    if reduce_lr:
+        callbacks.insert(3, keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", mode="max", factor=REDUCE_LR_FACTOR,
+                                                              patience=REDUCE_LR_PATIENCE, min_lr=REDUCE_LR_MIN,
+                                                              verbose=1))
+    return callbacks
+
+
+def learning_rate_schedule(schedule: str, learning_rate: float, steps_per_epoch: int, epochs: int):
+    """'plateau': the paper's constant rate, lowered by ReduceLROnPlateau; 'cosine': a one-epoch linear
+    warm-up to `learning_rate`, then cosine decay to zero at the last epoch (a fixed, short schedule)."""
+    if schedule == "plateau":
+        return learning_rate
+    if schedule == "cosine":
+        return keras.optimizers.schedules.CosineDecay(
+            0.0, decay_steps=max(steps_per_epoch * (epochs - 1), 1), warmup_target=learning_rate,
+            warmup_steps=steps_per_epoch)
+    raise ValueError(f"unknown schedule {schedule!r}: expected one of {SCHEDULES}")
 
 
 def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = MAX_EPOCHS,
           batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE, seed: int = 0,
           protocol: str = "clean", precision: str = "auto", patience: int = EARLY_STOPPING_PATIENCE,
-          verbose: int | str = "auto", **model_kwargs) -> dict:
-    """Train 'baseline' or 'se' on `data` with the paper's recipe; write the run folder; return metrics."""
+          schedule: str = "plateau", verbose: int | str = "auto", **model_kwargs) -> dict:
+    """Train 'baseline' or 'se' on `data` with the paper's recipe; write the run folder; return metrics.
+
+    schedule="plateau" is the paper's (ReduceLROnPlateau); "cosine" is the short fixed schedule of the quick profile.
+    """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}: expected one of {sorted(PROTOCOLS)}")
     out = Path(out)
@@ -104,21 +124,21 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
     if not (out / "backup").exists():  # a fresh run, not the resumption of an interrupted one
         (out / "history.csv").unlink(missing_ok=True)
     params = dict(model=model_kind, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                  protocol=protocol, precision=precision, patience=patience, **model_kwargs)
+                  protocol=protocol, precision=precision, patience=patience, schedule=schedule, **model_kwargs)
     resolved = resolve_precision(precision)
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_global_policy(resolved)
     try:
-        model = build_model(model_kind, **model_kwargs)
-        model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
-                      metrics=["accuracy"])
         x_train, y_train = data.xy("train")
         x_val, y_val = data.xy(PROTOCOLS[protocol])
+        lr = learning_rate_schedule(schedule, learning_rate, -(-len(y_train) // batch_size), epochs)
+        model = build_model(model_kind, **model_kwargs)
+        model.compile(optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy", metrics=["accuracy"])
         n_classes = len(CLASSES)
         start = time.perf_counter()
         model.fit(x_train, keras.utils.to_categorical(y_train, n_classes), batch_size=batch_size, epochs=epochs,
                   validation_data=(x_val, keras.utils.to_categorical(y_val, n_classes)), shuffle=True,
-                  callbacks=paper_callbacks(out, patience), verbose=verbose)
+                  callbacks=paper_callbacks(out, patience, reduce_lr=schedule == "plateau"), verbose=verbose)
         fit_seconds = time.perf_counter() - start
     finally:
         keras.mixed_precision.set_global_policy("float32")
