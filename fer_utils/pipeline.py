@@ -15,7 +15,7 @@ NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
 PROFILES: dict[str, dict] = {
     "smoke": {"per_class": 40, "epochs": 2},
-    "quick": {"per_class": None, "epochs": 30, "schedule": "cosine"},
+    "quick": {"per_class": None, "epochs": 20, "schedule": "cosine"},
     "paper": {"per_class": None, "epochs": 100},
 }
 """Notebook parameters per profile: smoke = minutes on a laptop; paper = the paper's full schedule."""
