@@ -47,7 +47,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = load_data(args.data, per_class=args.subset, seed=args.seed)
     out = Path(args.out or f"runs/{args.model}")
     metrics = train(args.model, data, out, epochs=args.epochs, seed=args.seed, protocol=args.protocol,
-                    precision=args.precision, schedule=args.schedule)
+                    precision=args.precision, schedule=args.schedule, verbose=1 if sys.stdout.isatty() else 2)
     print(f"run folder: {out}")
     for split in (*SPLITS, "test_all"):
         print(f"{split:>9}: loss {metrics[f'{split}_loss']:.4f}  accuracy {metrics[f'{split}_accuracy']:.4f}")

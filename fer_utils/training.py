@@ -157,7 +157,8 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
         mean_epoch_seconds=float(np.mean(epoch_seconds)) if epoch_seconds else None,
         train_images_per_second=len(y_train) / float(np.median(epoch_seconds)) if epoch_seconds else None,
         parameters=best.count_params(), finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        command=" ".join(sys.argv), **environment()))
+        command="a notebook (Jupyter kernel)" if "ipykernel" in sys.argv[0] else " ".join(sys.argv),
+        **environment()))
     return metrics
 
 
