@@ -49,6 +49,8 @@ def run_pipeline(profile: str = "smoke", data: str | None = None, out: str | Non
 
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: expected one of {sorted(PROFILES)}")
+    if data not in (None, "", SYNTHETIC):
+        data = str(Path(data).expanduser().resolve())  # the notebooks run in run_dir, not here
     run_dir = Path(out or f"runs/{profile}").resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     profile_params = PROFILES[profile]

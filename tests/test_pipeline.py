@@ -77,3 +77,14 @@ def test_failing_notebook_is_named_with_its_cell_and_error(tmp_path, monkeypatch
     assert status == 1
     assert "01_broken.ipynb" in err and "ValueError: the planted failure" in err and "cell" in err
     assert (tmp_path / "run" / "01_broken.ipynb").is_file()
+
+
+def test_a_relative_data_path_reaches_the_notebooks_as_an_absolute_path(tmp_path, monkeypatch):
+    import papermill
+
+    seen = []
+    monkeypatch.setattr(papermill, "execute_notebook", lambda nb, out, parameters, **kw: seen.append(parameters))
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "archive.zip").write_bytes(b"")
+    assert pipeline.run_pipeline("smoke", data="archive.zip", out=str(tmp_path / "run")) == 0
+    assert {p["data_path"] for p in seen} == {str(tmp_path / "archive.zip")}
