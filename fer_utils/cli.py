@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-from .config import MAX_EPOCHS, SPLITS
+from .config import MAX_EPOCHS, PRECISIONS, PROTOCOLS, SCHEDULES, SPLITS
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -94,11 +94,11 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_args(tr)
     tr.add_argument("--epochs", type=int, default=MAX_EPOCHS)
     tr.add_argument("--out", default=None, help="run folder (default runs/<model>)")
-    tr.add_argument("--protocol", choices=("clean", "paper"), default="clean",
+    tr.add_argument("--protocol", choices=sorted(PROTOCOLS), default="clean",
                     help="validate on PublicTest (clean) or on all 7,178 test images (paper)")
-    tr.add_argument("--precision", choices=("auto", "float32", "mixed_bfloat16"), default="auto",
+    tr.add_argument("--precision", choices=PRECISIONS, default="auto",
                     help="auto: bf16 where the CPU or GPU computes it natively, else float32")
-    tr.add_argument("--schedule", choices=("plateau", "cosine"), default="plateau",
+    tr.add_argument("--schedule", choices=SCHEDULES, default="plateau",
                     help="plateau: the paper's ReduceLROnPlateau; cosine: warm-up then cosine decay over --epochs")
     tr.set_defaults(func=cmd_train)
 

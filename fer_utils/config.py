@@ -34,3 +34,9 @@ PAPER_TABLE1 = {
 }
 
 DATA_ENV_VAR = "FER2013_PATH"
+
+# Training options (fer_utils.training and the CLI share them).
+PRECISIONS: tuple[str, ...] = ("auto", "float32", "mixed_bfloat16")
+SCHEDULES: tuple[str, ...] = ("plateau", "cosine")
+PROTOCOLS = {"clean": "val", "paper": "test_all"}
+"""Validation split per protocol: clean = PublicTest only; paper = all 7,178 test images (as the paper did)."""

@@ -109,11 +109,17 @@ def load_data(path: str | os.PathLike | None = None, per_class: int | None = Non
             raise DataError([f"no data path given, {DATA_ENV_VAR} unset and nothing in {REPO_DATA_DIR}"])
         from .synthetic import make_synthetic_fer
 
-        message = "Synthetic data requested: NOT FER2013." if path == SYNTHETIC else NO_DATA_MESSAGE
+        message = synthetic_banner(path)
         warnings.warn(message, stacklevel=2)
-        print("!" * 72 + "\n" + message + "\n" + "!" * 72, file=sys.stderr)
+        print(message, file=sys.stderr)
         return subsample(make_synthetic_fer(seed=seed), per_class, seed)
     return read_fer2013(resolved, per_class=per_class, seed=seed)
+
+
+def synthetic_banner(path: str | os.PathLike | None) -> str:
+    """The loud notice that the synthetic stand-in is in use (asked for, or because no FER2013 was found)."""
+    message = "Synthetic data requested: NOT FER2013." if path == SYNTHETIC else NO_DATA_MESSAGE
+    return "!" * 72 + "\n" + message + "\n" + "!" * 72
 
 
 def read_fer2013(path: Path, per_class: int | None = None, seed: int = 0) -> FerData:

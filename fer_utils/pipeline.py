@@ -9,7 +9,7 @@ import sys
 import time
 from pathlib import Path
 
-from .data import NO_DATA_MESSAGE, SYNTHETIC, resolve_data_path
+from .data import SYNTHETIC, resolve_data_path, synthetic_banner
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -53,14 +53,12 @@ def run_pipeline(profile: str = "smoke", data: str | None = None, out: str | Non
         data = str(Path(data).expanduser().resolve())  # the notebooks run in run_dir, not here
     run_dir = Path(out or f"runs/{profile}").resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
-    profile_params = PROFILES[profile]
-    if profile == "smoke" and resolve_data_path(data) is None:
-        profile_params = SYNTHETIC_SMOKE
+    synthetic = resolve_data_path(data) is None
+    profile_params = SYNTHETIC_SMOKE if profile == "smoke" and synthetic else PROFILES[profile]
     params = {**profile_params, "data_path": data, "run_dir": str(run_dir),
               **{k: _coerce(v) for k, v in (extra or {}).items()}}
-    if resolve_data_path(data) is None:
-        message = "Synthetic data requested: NOT FER2013." if data == SYNTHETIC else NO_DATA_MESSAGE
-        print("!" * 72 + "\n" + message + "\n" + "!" * 72)
+    if synthetic:
+        print(synthetic_banner(data))
     print(f"Running {len(notebooks())} notebooks, profile {profile!r}, into {run_dir}")
     print(f"parameters: {params}", flush=True)
     for nb in notebooks():

@@ -19,16 +19,12 @@ import keras
 import numpy as np
 import pandas as pd
 
-from .config import (BATCH_SIZE, CLASSES, EARLY_STOPPING_PATIENCE, LEARNING_RATE, MAX_EPOCHS, REDUCE_LR_FACTOR,
-                     REDUCE_LR_MIN, REDUCE_LR_PATIENCE)
+from .config import (BATCH_SIZE, CLASSES, EARLY_STOPPING_PATIENCE, LEARNING_RATE, MAX_EPOCHS, PRECISIONS, PROTOCOLS,
+                     REDUCE_LR_FACTOR, REDUCE_LR_MIN, REDUCE_LR_PATIENCE, SCHEDULES)
 from .data import FerData
 from .evaluation import evaluate_splits
 from .models import build_model
 
-PRECISIONS = ("auto", "float32", "mixed_bfloat16")
-SCHEDULES = ("plateau", "cosine")
-PROTOCOLS = {"clean": "val", "paper": "test_all"}
-"""Validation split per protocol: clean = PublicTest only; paper = all 7,178 test images (as the paper did)."""
 
 
 def cpu_has_bf16() -> bool:
@@ -81,20 +77,18 @@ class EpochLog(keras.callbacks.Callback):
 def paper_callbacks(out: Path, patience: int = EARLY_STOPPING_PATIENCE,
                     reduce_lr: bool = True) -> list[keras.callbacks.Callback]:
     """The paper's EarlyStopping, ModelCheckpoint and ReduceLROnPlateau, plus a CSV log and resumable backups."""
-    callbacks = [
+    plateau = [keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", mode="max", factor=REDUCE_LR_FACTOR,
+                                                 patience=REDUCE_LR_PATIENCE, min_lr=REDUCE_LR_MIN, verbose=1)]
+    return [
         EpochLog(),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
                                       restore_best_weights=True, verbose=1),
         keras.callbacks.ModelCheckpoint(out / "model.keras", monitor="val_accuracy", mode="max",
                                         save_best_only=True),
+        *(plateau if reduce_lr else []),
         keras.callbacks.CSVLogger(out / "history.csv", append=True),
         keras.callbacks.BackupAndRestore(out / "backup"),
     ]
-    if reduce_lr:
-        callbacks.insert(3, keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", mode="max", factor=REDUCE_LR_FACTOR,
-                                                              patience=REDUCE_LR_PATIENCE, min_lr=REDUCE_LR_MIN,
-                                                              verbose=1))
-    return callbacks
 
 
 def learning_rate_schedule(schedule: str, learning_rate: float, steps_per_epoch: int, epochs: int):
