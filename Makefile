@@ -1,5 +1,6 @@
 # Two commands on a fresh machine (each creates .venv and installs the project when it is missing):
-#   make run    the main job: the notebook sequence via papermill (PROFILE=smoke|quick|paper, DATA=path, OUT=dir)
+#   make run    the main job: the notebook sequence via papermill (PROFILE=smoke|quick|paper, DATA=path, OUT=dir,
+#               REUSE=reports to reuse the published models instead of training)
 #   make test   the test suite (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
@@ -7,6 +8,7 @@ PY := $(VENV)/bin/python
 PROFILE ?= smoke
 DATA ?=
 OUT ?=
+REUSE ?=
 
 .PHONY: setup run test test-fast clean
 
@@ -19,7 +21,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
-	$(PY) -m fer_utils run --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(if $(OUT),--out $(OUT))
+	$(PY) -m fer_utils run --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(if $(OUT),--out $(OUT)) $(if $(REUSE),--reuse $(REUSE))
 
 test: setup
 	$(PY) -m pytest

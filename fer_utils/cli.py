@@ -73,7 +73,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .pipeline import run_pipeline
 
     return run_pipeline(profile=args.profile, data=args.data, out=args.out, extra=dict(args.param or []),
-                        kernel=args.kernel)
+                        kernel=args.kernel, reuse=args.reuse)
+
+
+def cmd_publish(args: argparse.Namespace) -> int:
+    """Publish two finished run folders (baseline/, se/) with figures, notebook 05 and README.md."""
+    from .pipeline import publish
+
+    return publish(args.runs, out=args.out, data=args.data, kernel=args.kernel)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -115,7 +122,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
                      help="a notebook parameter, passed to every notebook that has it")
     run.add_argument("--kernel", default=None, help="Jupyter kernel name (default: this Python)")
+    run.add_argument("--reuse", default=None, metavar="DIR",
+                     help="a folder of finished baseline/ and se/ runs (e.g. reports) to reuse instead of training")
     run.set_defaults(func=cmd_run)
+
+    pub = sub.add_parser("publish", help="publish two finished runs (baseline/, se/) as a reports folder")
+    pub.add_argument("runs", help="folder holding the finished baseline/ and se/ run folders")
+    pub.add_argument("--out", default="reports", help="where to publish (default: reports)")
+    pub.add_argument("--data", default=None, help="the data the runs were trained on, named in the README's commands")
+    pub.add_argument("--kernel", default=None, help="Jupyter kernel name (default: this Python)")
+    pub.set_defaults(func=cmd_publish)
     return parser
 
 

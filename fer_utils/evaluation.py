@@ -137,7 +137,7 @@ def paired_accuracy_difference(labels: np.ndarray, pred_a: np.ndarray, pred_b: n
             "samples": samples}
 
 
-def _markdown_table(df: pd.DataFrame, formats: dict[str, str]) -> list[str]:
+def markdown_table(df: pd.DataFrame, formats: dict[str, str]) -> list[str]:
     """A DataFrame (index included) as Markdown table lines; NaN shown as '-'."""
     frame = df.reset_index()
     header = [str(c) for c in frame.columns]
@@ -174,7 +174,7 @@ def write_results_md(path: str | Path, table: pd.DataFrame, mcnemar_result: dict
                   "the paper's claims.**", ""]
     lines += [f"**Data:** {data_description}", "", "## Table 1: ours beside the paper's", ""]
     pct = {c: ".2%" for c in table.columns if "acc" in str(c)}
-    lines += _markdown_table(table, pct)
+    lines += markdown_table(table, pct)
     lines += ["", "\"test\" is the paper's test set, all test images (PublicTest + PrivateTest, 7,178 in FER2013); "
               "\"PrivateTest acc\" is the half that played no part in training or checkpoint selection.", ""]
     b, c, p = mcnemar_result["a_only_right"], mcnemar_result["b_only_right"], mcnemar_result["p_value"]
@@ -198,7 +198,7 @@ def write_results_md(path: str | Path, table: pd.DataFrame, mcnemar_result: dict
         lines += ["## Figures", ""]
         for caption, fig_path in figures.items():
             rel = Path(os.path.relpath(Path(fig_path).resolve(), path.parent.resolve())).as_posix()
-            lines += [f"- [{caption}]({rel})"]
+            lines += [f"### {caption}", "", f"![{caption}]({rel})", ""]
         lines += [""]
     path.write_text("\n".join(lines))
     return path

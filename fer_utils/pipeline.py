@@ -1,14 +1,18 @@
-"""Run the course's notebooks in order with papermill into one run folder.
+"""Run the course's notebooks in order with papermill into one run folder, and publish finished runs.
 
-`python -m fer_utils run --profile smoke|quick|paper` is the course's main job.
+`python -m fer_utils run --profile smoke|quick|paper` is the course's main job;
+`python -m fer_utils publish RUNS` turns two finished run folders into the committed `reports/`.
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 import time
 from pathlib import Path
 
+from .config import PAPER_TABLE1
 from .data import SYNTHETIC, resolve_data_path, synthetic_banner
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
@@ -21,6 +25,12 @@ PROFILES: dict[str, dict] = {
 """Notebook parameters per profile: smoke = minutes on a laptop; paper = the paper's full schedule."""
 SYNTHETIC_SMOKE = {"per_class": None, "epochs": 10}
 """On the small synthetic set the smoke profile uses all of it, and enough epochs to learn it well above chance."""
+MODELS = {"baseline": "Baseline CNN", "se": "SE-CNN"}
+RUN_FILES = ("model.keras", "metrics.json", "history.csv", "run_info.json", "predictions.npz")
+"""What a published run folder holds (the training backup/ stays behind)."""
+MAX_MODEL_MB = 25
+TARGETS = {"baseline": 0.680, "se": 0.690}
+"""Test accuracy (7,178 images) that a published reproduction aims at: the paper's Table 1, to one decimal."""
 
 
 def notebooks() -> list[Path]:
@@ -41,12 +51,55 @@ def _coerce(value: str):
     return {"None": None, "none": None, "True": True, "False": False}.get(value, value)
 
 
-def run_pipeline(profile: str = "smoke", data: str | None = None, out: str | None = None,
-                 extra: dict[str, str] | None = None, kernel: str | None = None) -> int:
-    """Execute every notebook with the profile's parameters; stop at the first failure and say where."""
+def copy_runs(source: str | Path, target: str | Path, overwrite: bool = True) -> list[Path]:
+    """Copy the baseline/ and se/ run folders' RUN_FILES from `source` into `target`; return the folders written.
+
+    Raises FileNotFoundError naming every missing file. With overwrite=False a finished run already in `target`
+    (one with metrics.json) is left alone.
+    """
+    source, target = Path(source), Path(target)
+    missing = [str(source / kind / name) for kind in MODELS for name in RUN_FILES
+               if not (source / kind / name).is_file()]
+    if missing:
+        raise FileNotFoundError("not a folder of two finished runs; missing:\n  " + "\n  ".join(missing))
+    written = []
+    for kind in MODELS:
+        if not overwrite and (target / kind / "metrics.json").is_file():
+            continue
+        (target / kind).mkdir(parents=True, exist_ok=True)
+        for name in RUN_FILES:
+            shutil.copy2(source / kind / name, target / kind / name)
+        written.append(target / kind)
+    return written
+
+
+def _execute(nb: Path, target: Path, params: dict, kernel: str | None) -> bool:
+    """Execute one notebook into `target` with papermill (cwd: target's folder); on failure say where, return False."""
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    declared = pm.inspect_notebook(str(nb))
+    nb_params = {k: v for k, v in params.items() if k in declared}
+    print(f"\n=== {nb.name}  ({', '.join(f'{k}={v}' for k, v in nb_params.items())})", flush=True)
+    start = time.perf_counter()
+    try:
+        pm.execute_notebook(str(nb), str(target), parameters=nb_params, cwd=str(target.parent),
+                            kernel_name=kernel, progress_bar=sys.stderr.isatty(), log_output=False)
+    except PapermillExecutionError as err:
+        print(f"\nFAILED: {nb.name}, cell {err.exec_count} (execution count): {err.ename}: {err.evalue}\n"
+              f"The partially executed notebook is kept at {target}", file=sys.stderr)
+        return False
+    print(f"    done in {time.perf_counter() - start:.0f} s -> {target}", flush=True)
+    return True
+
+
+def run_pipeline(profile: str = "smoke", data: str | None = None, out: str | None = None,
+                 extra: dict[str, str] | None = None, kernel: str | None = None, reuse: str | None = None) -> int:
+    """Execute every notebook with the profile's parameters; stop at the first failure and say where.
+
+    `reuse`: a folder of finished runs (e.g. the published `reports/`) copied into the run folder first, so that
+    notebooks 02 and 04 reuse them instead of training, where they were trained on the same data.
+    """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: expected one of {sorted(PROFILES)}")
     if data not in (None, "", SYNTHETIC):
@@ -61,19 +114,102 @@ def run_pipeline(profile: str = "smoke", data: str | None = None, out: str | Non
         print(synthetic_banner(data))
     print(f"Running {len(notebooks())} notebooks, profile {profile!r}, into {run_dir}")
     print(f"parameters: {params}", flush=True)
+    if reuse:
+        copied = copy_runs(reuse, run_dir, overwrite=False)
+        print(f"Reusing the runs in {Path(reuse).resolve()}: {len(copied)} run folder(s) copied into {run_dir}; "
+              "notebooks 02 and 04 reuse them where they were trained on the same data, else they train anew.")
     for nb in notebooks():
-        declared = pm.inspect_notebook(str(nb))
-        nb_params = {k: v for k, v in params.items() if k in declared}
-        target = run_dir / nb.name
-        print(f"\n=== {nb.name}  ({', '.join(f'{k}={v}' for k, v in nb_params.items())})", flush=True)
-        start = time.perf_counter()
-        try:
-            pm.execute_notebook(str(nb), str(target), parameters=nb_params, cwd=str(run_dir),
-                                kernel_name=kernel, progress_bar=sys.stderr.isatty(), log_output=False)
-        except PapermillExecutionError as err:
-            print(f"\nFAILED: {nb.name}, cell {err.exec_count} (execution count): {err.ename}: {err.evalue}\n"
-                  f"The partially executed notebook is kept at {target}", file=sys.stderr)
+        if not _execute(nb, run_dir / nb.name, params, kernel):
             return 1
-        print(f"    done in {time.perf_counter() - start:.0f} s -> {target}", flush=True)
     print(f"\nAll notebooks ran. Results: {run_dir / 'results.md'}")
     return 0
+
+
+def _command(run_info: dict) -> str:
+    """The command that trained a run, as `python -m fer_utils ...` where it was the CLI."""
+    command = run_info.get("command", "")
+    head, _, rest = command.partition(" ")
+    return f"python -m fer_utils {rest}" if head.endswith("__main__.py") else command
+
+
+def _run_summary(kind: str, folder: Path) -> dict:
+    """One row of the training-runs table: epochs, time, precision, machine, model size."""
+    import pandas as pd
+
+    info = json.loads((folder / "run_info.json").read_text())
+    history = pd.read_csv(folder / "history.csv")
+    seconds = history["epoch_seconds"].sum() if "epoch_seconds" in history else info["fit_wall_seconds"]
+    return {"model": MODELS[kind], "epochs run": info["epochs_run"], "best epoch": info["best_epoch"],
+            "training time": f"{seconds / 60:.1f} min", "s/epoch": f"{seconds / len(history):.0f}",
+            "precision": info["precision"], "backend": f"{info['keras_backend']} ({info['accelerator']})",
+            "machine": f"{info['cpu']}, {info['cpu_count']} cores",
+            "model.keras": f"{(folder / 'model.keras').stat().st_size / 2**20:.1f} MB"}
+
+
+def _targets(metrics: dict[str, dict]) -> list[str]:
+    """Plain statements of which reproduction targets were met."""
+    acc = {kind: metrics[kind]["test_all_accuracy"] for kind in MODELS}
+    n = metrics["se"]["splits"]["test_all"]["n"]
+    gap = {kind: (TARGETS[kind] - acc[kind]) * 100 for kind in MODELS}  # percentage points
+    lines = [f"- {MODELS[kind]}: {acc[kind]:.2%} on the {n:,} test images, target {TARGETS[kind]:.1%} "
+             f"(the paper: {PAPER_TABLE1[kind]['test_accuracy']:.2%}): "
+             + ("**met**" if gap[kind] <= 0 else f"**missed** by {gap[kind]:.2f} points")
+             for kind in MODELS]
+    gain = (acc["se"] - acc["baseline"]) * 100
+    lines.append(f"- SE-CNN above the baseline: **{'yes' if gain > 0 else 'no'}** "
+                 f"({gain:+.2f} points; see McNemar's test above for whether that is more than chance)")
+    return lines
+
+
+def publish(runs: str | Path, out: str | Path = "reports", data: str | None = None,
+            kernel: str | None = None) -> int:
+    """Publish two finished runs into `out`: run folders, executed notebook 05 and its figures, README.md.
+
+    The executed notebook shows no faces (n_gallery=0): FER2013 images must not be committed. `data` is only
+    named in README's re-evaluation command. Refuses a model.keras over MAX_MODEL_MB.
+    """
+    import pandas as pd
+
+    from .evaluation import markdown_table
+
+    out = Path(out).resolve()
+    for kind in MODELS:
+        model = Path(runs, kind, "model.keras")
+        if model.is_file() and model.stat().st_size > MAX_MODEL_MB * 2**20:
+            raise ValueError(f"{model}: {model.stat().st_size / 2**20:.1f} MB, over the {MAX_MODEL_MB} MB allowed "
+                             "for a published model")
+    copy_runs(runs, out)
+    notebook = next(nb for nb in notebooks() if nb.name.startswith("05_"))
+    params = {"run_dir": ".", "models_dir": ".", "n_gallery": 0}  # papermill runs it in `out`
+    if not _execute(notebook, out / notebook.name, params, kernel):
+        return 1
+    results = out / "results.md"
+    body = results.read_text().split("\n", 1)[1].lstrip("\n")  # without its title
+    tables, _, figures = body.partition("## Figures\n")
+    results.unlink()  # README.md holds it all
+    metrics = {kind: json.loads((out / kind / "metrics.json").read_text()) for kind in MODELS}
+    infos = {kind: json.loads((out / kind / "run_info.json").read_text()) for kind in MODELS}
+    rows = pd.DataFrame([_run_summary(kind, out / kind) for kind in MODELS])
+    data_arg = f" --data {data}" if data else ""
+    lines = ["# Published results: the paper's Table 1 on FER2013", "",
+             "Generated by `python -m fer_utils publish` from two finished training runs; every number below is "
+             "read from the run folders in this directory (commands at the end). Do not edit by hand: regenerate "
+             "it.", "",
+             tables, "## Targets", "", *_targets(metrics), "",
+             *(["What was tried, and what we learned: [NOTES.md](NOTES.md).", ""] if (out / "NOTES.md").is_file()
+               else []),
+             "## Training runs", "", *markdown_table(rows.set_index("model"), {}), "",
+             "## Commands", "", f"Train (each run folder's `run_info.json` records its own command; RUNS was {runs}):",
+             "", "```", *[_command(infos[kind]).replace(str(runs), "RUNS") for kind in MODELS], "```", "",
+             "Re-evaluate a published model (prints the test accuracy of the table above):", "", "```",
+             *[f"python -m fer_utils evaluate {out.name}/{kind}/model.keras --split test_all{data_arg}"
+               for kind in MODELS], "```", "",
+             "Regenerate this page, the figures and the executed notebook from the run folders:", "", "```",
+             f"python -m fer_utils publish RUNS --out {out.name}{data_arg}", "```", "",
+             "Explore them in the course: open `notebooks/05_error_analysis.ipynb` with "
+             f"`models_dir = \"../{out.name}\"`, or `python -m fer_utils run --reuse {out.name}` (notebooks 02 and 04 "
+             "then reuse these runs instead of training).", "", "## Figures", "", figures]
+    (out / "README.md").write_text("\n".join(lines))
+    print(f"Published {', '.join(MODELS)} into {out}; see {out / 'README.md'}")
+    return 0
+

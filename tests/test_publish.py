@@ -1,0 +1,109 @@
+"""Publishing finished runs (`python -m fer_utils publish`) and reusing them (`run --reuse`)."""
+
+import json
+
+import nbformat
+import pytest
+from nbformat.v4 import new_code_cell, new_notebook
+
+from fer_utils import pipeline
+from fer_utils.training import train
+
+
+@pytest.fixture(scope="module")
+def finished_runs(tmp_path_factory, tiny_synthetic):
+    """Two finished one-epoch runs on the tiny synthetic set, as `train` writes them."""
+    runs = tmp_path_factory.mktemp("runs")
+    for kind in pipeline.MODELS:
+        train(kind, tiny_synthetic, runs / kind, epochs=1, precision="float32", verbose=0)
+    return runs
+
+
+@pytest.fixture(scope="module")
+def published(finished_runs, tmp_path_factory):
+    out = tmp_path_factory.mktemp("reports")
+    status = pipeline.publish(finished_runs, out=out, data="synthetic")
+    return status, out
+
+
+def test_copy_runs_names_every_missing_file(tmp_path):
+    (tmp_path / "baseline").mkdir()
+    (tmp_path / "baseline" / "metrics.json").write_text("{}")
+    with pytest.raises(FileNotFoundError) as err:
+        pipeline.copy_runs(tmp_path, tmp_path / "out")
+    assert str(tmp_path / "baseline" / "model.keras") in str(err.value)
+    assert str(tmp_path / "se" / "history.csv") in str(err.value)
+    assert str(tmp_path / "baseline" / "metrics.json") not in str(err.value)
+
+
+def test_copy_runs_leaves_a_finished_run_alone_unless_told_to_overwrite(finished_runs, tmp_path):
+    (tmp_path / "se").mkdir()
+    (tmp_path / "se" / "metrics.json").write_text('{"mine": true}')
+    written = pipeline.copy_runs(finished_runs, tmp_path, overwrite=False)
+    assert written == [tmp_path / "baseline"]
+    assert json.loads((tmp_path / "se" / "metrics.json").read_text()) == {"mine": True}
+    copied, original = tmp_path / "baseline" / "model.keras", finished_runs / "baseline" / "model.keras"
+    assert copied.read_bytes() == original.read_bytes()
+
+
+def test_publish_refuses_a_model_over_the_size_limit(finished_runs, tmp_path, monkeypatch):
+    monkeypatch.setattr(pipeline, "MAX_MODEL_MB", 0.001)
+    with pytest.raises(ValueError, match=r"baseline.model\.keras.*over the 0.001 MB"):
+        pipeline.publish(finished_runs, out=tmp_path / "reports")
+    assert not (tmp_path / "reports").exists()
+
+
+@pytest.mark.slow
+def test_publish_copies_both_run_folders_without_the_training_backup(published):
+    status, out = published
+    assert status == 0
+    for kind in pipeline.MODELS:
+        assert sorted(p.name for p in (out / kind).iterdir()) == sorted(pipeline.RUN_FILES)
+
+
+@pytest.mark.slow
+def test_published_readme_holds_table1_targets_runs_and_commands(published):
+    _, out = published
+    readme = (out / "README.md").read_text()
+    baseline = json.loads((out / "baseline" / "metrics.json").read_text())
+    for heading in ("## Table 1", "## Targets", "## Training runs", "## Commands", "## Figures"):
+        assert heading in readme
+    assert f"| Original CNN | this run | {baseline['train_loss']:.4f} |" in readme
+    assert f"{baseline['test_all_accuracy']:.2%} on the " in readme and "**missed**" in readme
+    assert f"python -m fer_utils evaluate {out.name}/se/model.keras --split test_all --data synthetic" in readme
+    assert "SYNTHETIC" in readme
+    assert not (out / "results.md").exists()
+
+
+@pytest.mark.slow
+def test_published_readme_embeds_every_figure_it_names(published):
+    _, out = published
+    readme = (out / "README.md").read_text()
+    figures = sorted((out / "figures").glob("*.png"))
+    assert {"05_curves_baseline.png", "05_curves_se.png", "05_confusion_counts.png"} <= {p.name for p in figures}
+    for png in figures:
+        assert f"](figures/{png.name})" in readme
+
+
+@pytest.mark.slow
+def test_published_notebook_ran_without_errors_and_shows_no_faces(published):
+    _, out = published
+    nb = nbformat.read(out / "05_error_analysis.ipynb", 4)
+    outputs = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    assert outputs and not [o for o in outputs if o.output_type == "error"]
+    assert "n_gallery = 0: no faces shown" in json.dumps(nb)
+    assert not (out / "figures" / "05_gallery_se_mistakes.png").exists()
+
+
+@pytest.mark.slow
+def test_run_with_reuse_copies_finished_runs_before_the_notebooks(finished_runs, tmp_path, monkeypatch):
+    nb_dir = tmp_path / "notebooks"
+    nb_dir.mkdir()
+    nb = new_notebook(cells=[new_code_cell("run_dir = None", metadata={"tags": ["parameters"]}),
+                             new_code_cell("from pathlib import Path\n"
+                                           "assert (Path(run_dir) / 'se' / 'model.keras').is_file()")])
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(nb, nb_dir / "01_check.ipynb")
+    monkeypatch.setattr(pipeline, "NOTEBOOK_DIR", nb_dir)
+    status = pipeline.run_pipeline("smoke", data="synthetic", out=str(tmp_path / "run"), reuse=str(finished_runs))
+    assert status == 0

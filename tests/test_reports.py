@@ -1,0 +1,66 @@
+"""The published reports/: models that load in safe mode and numbers that match their run folders."""
+
+import json
+import re
+from pathlib import Path
+
+import keras
+import pytest
+
+from conftest import REAL_DATA, requires_real_data
+from fer_utils import pipeline
+
+REPORTS = Path(__file__).resolve().parent.parent / "reports"
+pytestmark = pytest.mark.skipif(not (REPORTS / "README.md").is_file(),
+                                reason="reports/ is not published (python -m fer_utils publish RUNS)")
+KINDS = list(pipeline.MODELS)
+ROW = {"baseline": "Original CNN", "se": "CNN with SE Blocks"}
+
+
+def metrics(kind: str) -> dict:
+    return json.loads((REPORTS / kind / "metrics.json").read_text())
+
+
+def table_row(kind: str) -> list[str]:
+    """Our row of Table 1 in reports/README.md: train loss, train acc, test loss, test acc, PrivateTest acc."""
+    line = next(l for l in (REPORTS / "README.md").read_text().splitlines()
+                if l.startswith(f"| {ROW[kind]} | this run |"))
+    return [cell.strip() for cell in line.strip("|").split("|")][2:]
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_published_model_is_small_and_loads_in_safe_mode(kind):
+    path = REPORTS / kind / "model.keras"
+    assert path.stat().st_size < pipeline.MAX_MODEL_MB * 2**20
+    model = keras.models.load_model(path, safe_mode=True)
+    assert model.output_shape == (None, 7)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_readme_table1_shows_the_run_folders_metrics(kind):
+    m = metrics(kind)
+    assert table_row(kind) == [f"{m['train_loss']:.4f}", f"{m['train_accuracy']:.2%}", f"{m['test_all_loss']:.4f}",
+                               f"{m['test_all_accuracy']:.2%}", f"{m['test_accuracy']:.2%}"]
+
+
+def test_published_runs_were_trained_on_fer2013():
+    for kind in KINDS:
+        info = json.loads((REPORTS / kind / "run_info.json").read_text())
+        assert not info["synthetic_data"]
+        assert sum(info["counts"]["test_all"].values()) == 7178
+
+
+def test_published_notebook_shows_no_faces():
+    text = (REPORTS / "05_error_analysis.ipynb").read_text()
+    assert "n_gallery = 0: no faces shown" in text
+    assert not re.search(r"05_gallery", "\n".join(p.name for p in (REPORTS / "figures").iterdir()))
+
+
+@requires_real_data
+@pytest.mark.parametrize("kind", KINDS)
+def test_reevaluating_a_published_model_reproduces_its_test_accuracy(kind, capsys):
+    from fer_utils.cli import main
+
+    assert main(["evaluate", str(REPORTS / kind / "model.keras"), "--split", "test_all", "--data", REAL_DATA]) == 0
+    accuracy = float(re.search(r"accuracy (\d\.\d+)", capsys.readouterr().out).group(1))
+    assert f"{accuracy:.2%}" == table_row(kind)[3]
