@@ -47,7 +47,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     data = load_data(args.data, per_class=args.subset, seed=args.seed)
     out = Path(args.out or f"runs/{args.model}")
     metrics = train(args.model, data, out, epochs=args.epochs, seed=args.seed, protocol=args.protocol,
-                    precision=args.precision, schedule=args.schedule, verbose=1 if sys.stdout.isatty() else 2)
+                    precision=args.precision, schedule=args.schedule, verbose=1 if sys.stdout.isatty() else 2,
+                    dense_dropout=args.dense_dropout, flip=args.flip)
     print(f"run folder: {out}")
     for split in (*SPLITS, "test_all"):
         print(f"{split:>9}: loss {metrics[f'{split}_loss']:.4f}  accuracy {metrics[f'{split}_accuracy']:.4f}")
@@ -63,8 +64,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     model = keras.models.load_model(args.model)
     data = load_data(args.data, per_class=args.subset, seed=args.seed)
-    scores = evaluate_split(model, data, args.split)
-    print(f"{args.split}: loss {scores['loss']:.4f}  accuracy {scores['accuracy']:.4f}  (n={scores['n']})")
+    scores = evaluate_split(model, data, args.split, args.tta)
+    label = f"{args.split} (flip TTA)" if args.tta else args.split
+    print(f"{label}: loss {scores['loss']:.4f}  accuracy {scores['accuracy']:.4f}  (n={scores['n']})")
     return 0
 
 
@@ -107,12 +109,16 @@ def build_parser() -> argparse.ArgumentParser:
                     help="auto: bf16 where the CPU or GPU computes it natively, else float32")
     tr.add_argument("--schedule", choices=SCHEDULES, default="plateau",
                     help="plateau: the paper's ReduceLROnPlateau; cosine: warm-up then cosine decay over --epochs")
+    tr.add_argument("--dense-dropout", type=float, default=0.5, metavar="RATE",
+                    help="dropout after the dense layer (default 0.5; 0 turns it off)")
+    tr.add_argument("--flip", action="store_true", help="add random horizontal flips (beyond the paper's shifts)")
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="recompute loss and accuracy of a saved model")
     ev.add_argument("model", help="a .keras file")
     _add_data_args(ev)
     ev.add_argument("--split", choices=(*SPLITS, "test_all"), default="test")
+    ev.add_argument("--tta", action="store_true", help="average each image's prediction with its mirror image's")
     ev.set_defaults(func=cmd_evaluate)
 
     run = sub.add_parser("run", help="run the notebook sequence with papermill")

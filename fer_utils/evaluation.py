@@ -20,9 +20,15 @@ from .data import FerData
 EVAL_BATCH_SIZE = 512
 
 
-def predict_proba(model: keras.Model, images: np.ndarray) -> np.ndarray:
-    """Class probabilities (N, 7) as float32; no augmentation (inference mode)."""
-    return np.asarray(model.predict(images, batch_size=EVAL_BATCH_SIZE, verbose=0), dtype=np.float32)
+def predict_proba(model: keras.Model, images: np.ndarray, tta: bool = False) -> np.ndarray:
+    """Class probabilities (N, 7) as float32; no augmentation (inference mode).
+
+    `tta=True` (test-time augmentation) averages the probabilities of each image and its left-right mirror.
+    """
+    probs = np.asarray(model.predict(images, batch_size=EVAL_BATCH_SIZE, verbose=0), dtype=np.float32)
+    if tta:
+        probs = (probs + predict_proba(model, images[:, :, ::-1])) / 2
+    return probs
 
 
 def loss_and_accuracy(probs: np.ndarray, labels: np.ndarray) -> dict[str, float]:
@@ -49,10 +55,10 @@ def evaluate_splits(model: keras.Model, data: FerData) -> tuple[dict, dict]:
     return metrics, predictions
 
 
-def evaluate_split(model: keras.Model, data: FerData, split: str) -> dict[str, float]:
-    """Loss and accuracy of `model` on one split, recomputed from the images."""
+def evaluate_split(model: keras.Model, data: FerData, split: str, tta: bool = False) -> dict[str, float]:
+    """Loss and accuracy of `model` on one split, recomputed from the images (`tta`: see predict_proba)."""
     x, y = data.xy(split)
-    return loss_and_accuracy(predict_proba(model, x), y)
+    return loss_and_accuracy(predict_proba(model, x, tta), y)
 
 
 def load_run(run_dir: str | Path) -> dict:

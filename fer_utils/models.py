@@ -15,8 +15,13 @@ FILTERS = (32, 64, 128)
 DENSE_UNITS = 256
 
 
-def preprocessing(x, shift: float = SHIFT_RANGE):
-    """The paper's ImageDataGenerator as layers: width/height shift (training only), then rescale 1/255."""
+def preprocessing(x, shift: float = SHIFT_RANGE, flip: bool = False):
+    """The paper's ImageDataGenerator as layers: width/height shift (training only), then rescale 1/255.
+
+    `flip` adds a random left-right mirror (training only), an augmentation beyond the paper's.
+    """
+    if flip:
+        x = layers.RandomFlip("horizontal", name="augment_flip")(x)
     if shift:
         x = layers.RandomTranslation(shift, shift, fill_mode="nearest", name="augment_shift")(x)
     return layers.Rescaling(1.0 / 255, name="rescale")(x)
@@ -57,7 +62,8 @@ def conv_block(x, filters: int, block: int, se_ratio: int | None = None, dropout
 
 def build_cnn(se_ratio: int | None = None, filters: tuple[int, ...] = FILTERS, dense_units: int = DENSE_UNITS,
               block_dropout: float = 0.0, dense_dropout: float = 0.5, batch_norm: bool = False,
-              shift: float = SHIFT_RANGE, preprocess: bool = True, name: str | None = None) -> keras.Model:
+              shift: float = SHIFT_RANGE, flip: bool = False, preprocess: bool = True,
+              name: str | None = None) -> keras.Model:
     """The paper's CNN on raw uint8 48x48x1 images; with `se_ratio`, an SE block before each pooling.
 
     Choices against the paper's text (Section 2.2.3, after Chahed's Kaggle model): three blocks of
@@ -69,10 +75,11 @@ def build_cnn(se_ratio: int | None = None, filters: tuple[int, ...] = FILTERS, d
     after each block. Batch norm (`batch_norm=True`: conv -> BN -> ReLU) is off by default: the paper
     does not describe it and it costs CPU time. Convs use He initialisation (suited to ReLU) and
     'same' padding, so three poolings take 48 -> 24 -> 12 -> 6. `preprocess=False` leaves out the
-    shift and rescale layers, for inputs already prepared outside (the paper's ImageDataGenerator).
+    shift and rescale layers, for inputs already prepared outside (the paper's ImageDataGenerator);
+    `flip=True` adds random horizontal flips, which the paper does not use.
     """
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="image")
-    x = preprocessing(inputs, shift) if preprocess else inputs
+    x = preprocessing(inputs, shift, flip) if preprocess else inputs
     for block, n in enumerate(filters, start=1):
         x = conv_block(x, n, block, se_ratio, block_dropout, batch_norm)
     x = layers.Flatten(name="flatten")(x)

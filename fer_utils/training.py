@@ -1,7 +1,8 @@
 """Train a model with the paper's recipe and write a complete, resumable run folder.
 
 Run folder: model.keras (best val accuracy), history.csv, metrics.json, predictions.npz,
-run_info.json, and backup/ (Keras BackupAndRestore) while a run is unfinished.
+run_info.json, and backup/ (Keras BackupAndRestore) while a run is unfinished. Training the same
+folder again resumes an interrupted run from its backup (run_info.json's epochs_before_resume says so).
 """
 
 from __future__ import annotations
@@ -76,19 +77,32 @@ class EpochLog(keras.callbacks.Callback):
 
 def paper_callbacks(out: Path, patience: int = EARLY_STOPPING_PATIENCE,
                     reduce_lr: bool = True) -> list[keras.callbacks.Callback]:
-    """The paper's EarlyStopping, ModelCheckpoint and ReduceLROnPlateau, plus a CSV log and resumable backups."""
+    """The paper's EarlyStopping, ModelCheckpoint and ReduceLROnPlateau, plus a CSV log and resumable backups.
+
+    When `out` holds an interrupted run, its best val accuracy so far is the bar a resumed epoch must beat
+    to overwrite model.keras (and to reset EarlyStopping's patience).
+    """
+    resumed_best = _best_val_accuracy_so_far(out)
     plateau = [keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", mode="max", factor=REDUCE_LR_FACTOR,
                                                  patience=REDUCE_LR_PATIENCE, min_lr=REDUCE_LR_MIN, verbose=1)]
     return [
         EpochLog(),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
-                                      restore_best_weights=True, verbose=1),
+                                      restore_best_weights=True, baseline=resumed_best, verbose=1),
         keras.callbacks.ModelCheckpoint(out / "model.keras", monitor="val_accuracy", mode="max",
-                                        save_best_only=True),
+                                        save_best_only=True, initial_value_threshold=resumed_best),
         *(plateau if reduce_lr else []),
         keras.callbacks.CSVLogger(out / "history.csv", append=True),
         keras.callbacks.BackupAndRestore(out / "backup"),
     ]
+
+
+def _best_val_accuracy_so_far(out: Path) -> float | None:
+    """The best val accuracy logged by an interrupted run in `out` (one with a backup), else None."""
+    if not ((out / "backup").exists() and (out / "history.csv").exists() and (out / "model.keras").exists()):
+        return None
+    logged = _read_history(out / "history.csv").get("val_accuracy", [])
+    return float(max(logged)) if logged else None
 
 
 def learning_rate_schedule(schedule: str, learning_rate: float, steps_per_epoch: int, epochs: int):
@@ -115,8 +129,10 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
         raise ValueError(f"unknown protocol {protocol!r}: expected one of {sorted(PROTOCOLS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    history_path = out / "history.csv"
     if not (out / "backup").exists():  # a fresh run, not the resumption of an interrupted one
-        (out / "history.csv").unlink(missing_ok=True)
+        history_path.unlink(missing_ok=True)
+    epochs_before_resume = len(_read_history(history_path).get("epoch", [])) if history_path.exists() else 0
     params = dict(model=model_kind, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                   protocol=protocol, precision=precision, patience=patience, schedule=schedule, **model_kwargs)
     resolved = resolve_precision(precision)
@@ -148,6 +164,7 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
         params=params, precision=resolved, keras_backend=keras.backend.backend(), accelerator=accelerator(),
         data_source=data.source, synthetic_data=data.synthetic, counts=data.counts(),
         epochs_run=metrics["epochs_run"], best_epoch=metrics["best_epoch"], fit_wall_seconds=fit_seconds,
+        epochs_before_resume=epochs_before_resume,
         mean_epoch_seconds=float(np.mean(epoch_seconds)) if epoch_seconds else None,
         train_images_per_second=len(y_train) / float(np.median(epoch_seconds)) if epoch_seconds else None,
         parameters=best.count_params(), finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),

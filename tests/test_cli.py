@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 
+import keras
 import pytest
 from conftest import expected_counts, zip_folder
 
@@ -40,10 +41,10 @@ def test_data_check_text_output_shows_the_count_table(fer_files, capsys):
 
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory, fer_files):
-    """ONE `train` through the CLI on the fixture zip (baseline, 3 per class, 1 epoch, float32)."""
+    """ONE `train` through the CLI on the fixture zip (baseline, 3 per class, 1 epoch, float32, flips, no dropout)."""
     out = tmp_path_factory.mktemp("cli") / "run"
     status = main(["train", "--model", "baseline", "--data", str(fer_files.zip), "--subset", "3", "--epochs", "1",
-                   "--out", str(out), "--precision", "float32"])
+                   "--out", str(out), "--precision", "float32", "--flip", "--dense-dropout", "0"])
     return status, out
 
 
@@ -59,6 +60,15 @@ def test_train_command_writes_a_run_folder(cli_run):
 
 
 @pytest.mark.slow
+def test_train_command_passes_flip_and_dropout_to_the_model(cli_run):
+    _, out = cli_run
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["params"]["flip"] is True and info["params"]["dense_dropout"] == 0.0
+    layers = {layer.name for layer in keras.models.load_model(out / "model.keras").layers}
+    assert "augment_flip" in layers and "dense_dropout" not in layers
+
+
+@pytest.mark.slow
 def test_evaluate_command_agrees_with_metrics_json(cli_run, fer_files, capsys):
     """The fixture has 2 test images per class, so --subset 3 at training time kept the whole test split."""
     _, out = cli_run
@@ -70,3 +80,11 @@ def test_evaluate_command_agrees_with_metrics_json(cli_run, fer_files, capsys):
     assert printed[2] == f"{metrics['test_accuracy']:.4f}"
     assert printed[1] == f"{metrics['test_loss']:.4f}"
     assert int(printed[3]) == metrics["splits"]["test"]["n"]
+
+
+@pytest.mark.slow
+def test_evaluate_command_with_tta_says_so(cli_run, fer_files, capsys):
+    _, out = cli_run
+    capsys.readouterr()
+    assert main(["evaluate", str(out / "model.keras"), "--data", str(fer_files.zip), "--split", "test", "--tta"]) == 0
+    assert re.search(r"^test \(flip TTA\): loss \S+  accuracy \S+  \(n=\d+\)$", capsys.readouterr().out, re.MULTILINE)

@@ -8,7 +8,7 @@ import pytest
 from conftest import KAGGLE_CLASSES
 from scipy.stats import binomtest
 
-from fer_utils.evaluation import loss_and_accuracy, mcnemar, most_confused_pairs, per_class_scores
+from fer_utils.evaluation import loss_and_accuracy, mcnemar, most_confused_pairs, per_class_scores, predict_proba
 
 
 def random_probs(rng, n):
@@ -32,6 +32,16 @@ def test_loss_matches_keras_categorical_crossentropy():
     probs[0, labels[0]] = 0.0  # a certain miss: clipped to epsilon, not an infinite loss
     keras_loss = keras.ops.mean(keras.losses.categorical_crossentropy(np.eye(7)[labels], probs))
     assert loss_and_accuracy(probs, labels)["loss"] == pytest.approx(float(keras_loss), rel=1e-4)
+
+
+def test_tta_averages_the_predictions_of_each_image_and_its_mirror():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((48, 48, 1))
+    model = keras.Model(inputs, keras.layers.Dense(7, activation="softmax")(keras.layers.Flatten()(inputs)))
+    images = np.random.default_rng(0).random((4, 48, 48, 1)).astype(np.float32)
+    plain, mirrored = predict_proba(model, images), predict_proba(model, images[:, :, ::-1])
+    assert not np.allclose(plain, mirrored)  # the model is not symmetric, so the mirror matters
+    np.testing.assert_allclose(predict_proba(model, images, tta=True), (plain + mirrored) / 2, rtol=1e-6)
 
 
 def test_mcnemar_counts_discordant_pairs_and_uses_exact_binomial():

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from fer_utils.config import SE_RATIO
-from fer_utils.models import build_model, se_block
+from fer_utils.models import build_model, preprocessing, se_block
 
 KINDS = ("baseline", "se")
 
@@ -41,6 +41,20 @@ def test_model_maps_uint8_images_to_seven_class_probabilities(models, uint8_batc
 def test_inference_does_not_augment(models, uint8_batch, kind):
     first = models[kind].predict(uint8_batch, verbose=0)
     np.testing.assert_array_equal(first, models[kind].predict(uint8_batch, verbose=0))
+
+
+def test_flip_option_mirrors_training_images_left_right_and_nothing_else(uint8_batch):
+    inputs = keras.Input((48, 48, 1))
+    augment = keras.Model(inputs, preprocessing(inputs, shift=0, flip=True))
+    image = uint8_batch[:1].astype("float32")
+    original, mirrored = image / 255, image[:, :, ::-1] / 255
+    seen = set()
+    for _ in range(20):
+        out = keras.ops.convert_to_numpy(augment(image, training=True))
+        kind = "original" if np.allclose(out, original) else "mirrored" if np.allclose(out, mirrored) else "other"
+        seen.add(kind)
+    assert seen == {"original", "mirrored"}
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(augment(image, training=False)), original)
 
 
 def test_se_cnn_has_exactly_three_se_blocks(models):

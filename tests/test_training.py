@@ -92,7 +92,7 @@ def test_run_info_records_precision_backend_params_epochs_and_speed(se_run):
     assert info["keras_backend"] == keras.backend.backend()
     assert info["params"]["model"] == "se" and info["params"]["epochs"] == 1
     assert info["params"]["protocol"] == "clean"
-    assert info["epochs_run"] == 1 == info["best_epoch"]
+    assert info["epochs_run"] == 1 == info["best_epoch"] and info["epochs_before_resume"] == 0
     assert info["train_images_per_second"] > 0
     assert info["parameters"] == keras.models.load_model(out / "model.keras").count_params()
 
@@ -151,6 +151,26 @@ def test_a_fresh_run_in_a_used_folder_starts_a_new_history(paper_run):
     history = pd.read_csv(paper_run / "history.csv")
     assert len(history) == 1 and history["val_accuracy"].iloc[0] != 0.99
     assert read_json(paper_run / "metrics.json")["epochs_run"] == 1
+
+
+def callback(callbacks, kind):
+    return next(cb for cb in callbacks if isinstance(cb, kind))
+
+
+def test_a_fresh_run_checkpoints_its_first_epoch(tmp_path):
+    callbacks = training.paper_callbacks(tmp_path)
+    assert callback(callbacks, keras.callbacks.ModelCheckpoint).best is None  # no bar: any first epoch is saved
+    assert callback(callbacks, keras.callbacks.EarlyStopping).baseline is None
+
+
+def test_a_resumed_run_must_beat_the_best_epoch_before_the_interruption(tmp_path):
+    (tmp_path / "backup").mkdir()
+    (tmp_path / "model.keras").write_bytes(b"the checkpoint of the best epoch so far")
+    (tmp_path / "history.csv").write_text(
+        "epoch,accuracy,loss,val_accuracy,val_loss\n0,0.5,1.2,0.41,1.3\n1,0.6,1.0,0.47,1.1\n2,0.7,0.9,0.45,1.2\n")
+    callbacks = training.paper_callbacks(tmp_path)
+    assert callback(callbacks, keras.callbacks.ModelCheckpoint).best == pytest.approx(0.47)
+    assert callback(callbacks, keras.callbacks.EarlyStopping).baseline == pytest.approx(0.47)
 
 
 def test_unknown_protocol_is_rejected_before_anything_is_written(tiny_synthetic, tmp_path):
