@@ -129,6 +129,13 @@ def our_pipeline(kind: str, x: np.ndarray, y: np.ndarray, precision: str, steps:
         keras.mixed_precision.set_global_policy("float32")
 
 
+def machine_line() -> str:
+    """`machine: <cpu>, <n> cores | keras <version>, backend <name>`, the first line of a benchmark's report."""
+    env = environment()
+    return (f"machine: {env['cpu']}, {env['cpu_count']} cores | keras {env['versions'].get('keras')}, "
+            f"backend {keras.backend.backend()}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data", default=None, help="FER2013 archive.zip/folder/csv (default: as fer_utils finds it)")
@@ -140,10 +147,8 @@ def main() -> None:
     data = load_data(args.data)
     x, y = data.xy("train")
     precision = resolve_precision("auto")
-    env = environment()
     print(describe(data))
-    print(f"machine: {env['cpu']}, {env['cpu_count']} cores | keras {env['versions'].get('keras')}, backend "
-          f"{keras.backend.backend()} | (b) precision: {precision} | median of {REPEATS} x {args.steps} timed steps "
+    print(f"{machine_line()} | (b) precision: {precision} | median of {REPEATS} x {args.steps} timed steps "
           f"of {BATCH_SIZE}")
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

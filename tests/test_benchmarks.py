@@ -1,17 +1,18 @@
-"""benchmarks/train_speed.py: the clock times the steady-state steps, not the warm-up or the fit call around them."""
+"""benchmarks/: the clocks time what they say they time (the steady-state steps; an epoch's parts)."""
 
 from __future__ import annotations
 
-import importlib.util
+import importlib
+import re
+import sys
 from pathlib import Path
 
 import keras
 import numpy as np
 
-SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "train_speed.py"
-spec = importlib.util.spec_from_file_location("train_speed", SCRIPT)
-train_speed = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(train_speed)
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+train_speed = importlib.import_module("train_speed")
+epoch_time = importlib.import_module("epoch_time")
 
 
 def tiny_model(steps_per_execution: int = 1) -> keras.Model:
@@ -21,9 +22,12 @@ def tiny_model(steps_per_execution: int = 1) -> keras.Model:
     return model
 
 
+def tiny_data(steps: int):
+    return np.zeros((steps * 8, 4), np.float32), keras.utils.to_categorical(np.zeros(steps * 8), 2)
+
+
 def fit_with_clock(model: keras.Model, steps: int, skip: int):
-    x = np.zeros((steps * 8, 4), np.float32)
-    y = keras.utils.to_categorical(np.zeros(steps * 8), 2)
+    x, y = tiny_data(steps)
     clock = train_speed.StepClock(skip)
     model.fit(x, y, batch_size=8, epochs=1, verbose=0, callbacks=[clock])
     return clock
@@ -38,3 +42,14 @@ def test_step_clock_starts_after_the_warm_up_and_ends_with_the_last_step():
 def test_step_clock_counts_steps_run_several_per_call():
     clock = fit_with_clock(tiny_model(steps_per_execution=4), steps=12, skip=5)
     assert (clock.start_step, clock.end_step) == (8, 11)  # the first call that begins at or after step 5
+
+
+def test_epoch_clock_prints_one_line_per_epoch_with_its_parts(capsys):
+    x, y = tiny_data(5)
+    tiny_model().fit(x, y, batch_size=8, epochs=2, verbose=0, validation_data=(x, y),
+                     callbacks=[epoch_time.EpochClock()])
+    lines = capsys.readouterr().out.splitlines()
+    number = r"\d+\.\d s"
+    epoch_line = rf"epoch \d: wait for first step {number} \| steps {number} \| validation {number} \| total {number}"
+    assert [bool(re.fullmatch(epoch_line, line)) for line in lines] == [True, False, True]
+    assert re.fullmatch(rf"  callbacks between epochs {number}", lines[1])
