@@ -4,6 +4,10 @@ Trains a model as fer_utils.training.train does (same model, precision, optimize
 epochs and prints one line per epoch. train_speed.py times the steps alone; this shows what a real run adds to them.
 
     python benchmarks/epoch_time.py [--data PATH] [--model se] [--epochs 4] [--flip] [--dense-dropout 0.5]
+                                    [--repeated-dataset]
+
+--repeated-dataset feeds the training images through one shuffled, repeated tf.data pipeline (one iterator for the
+whole fit; TensorFlow backend only) instead of numpy arrays (a fresh iterator every epoch), to compare the two.
 """
 
 from __future__ import annotations
@@ -60,6 +64,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--flip", action="store_true")
     parser.add_argument("--dense-dropout", type=float, default=0.5)
+    parser.add_argument("--repeated-dataset", action="store_true", help="one repeated tf.data pipeline per fit")
     args = parser.parse_args()
 
     data = load_data(args.data)
@@ -67,17 +72,25 @@ def main() -> None:
     precision = resolve_precision("auto")
     print(describe(data))
     print(f"{machine_line()} | precision {precision} | {args.model}, flip={args.flip}, "
-          f"dense_dropout={args.dense_dropout}, cosine schedule, batch {BATCH_SIZE}")
+          f"dense_dropout={args.dense_dropout}, cosine schedule, batch {BATCH_SIZE}, "
+          f"{'one repeated tf.data pipeline' if args.repeated_dataset else 'numpy arrays'}")
     keras.mixed_precision.set_global_policy(precision)
     model = build_model(args.model, flip=args.flip, dense_dropout=args.dense_dropout)
     steps = -(-len(y) // BATCH_SIZE)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule("cosine", LEARNING_RATE, steps, args.epochs)),
                   loss="categorical_crossentropy", metrics=["accuracy"])
+    onehot = keras.utils.to_categorical(y, len(CLASSES))
+    if args.repeated_dataset:
+        import tensorflow as tf
+
+        train = dict(x=tf.data.Dataset.from_tensor_slices((x, onehot)).shuffle(len(y), seed=0)
+                     .batch(BATCH_SIZE).repeat().prefetch(2), steps_per_epoch=steps)
+    else:
+        train = dict(x=x, y=onehot, batch_size=BATCH_SIZE, shuffle=True)
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
-        model.fit(x, keras.utils.to_categorical(y, len(CLASSES)), batch_size=BATCH_SIZE, epochs=args.epochs,
-                  validation_data=(x_val, keras.utils.to_categorical(y_val, len(CLASSES))), shuffle=True, verbose=0,
-                  callbacks=[EpochClock(), *paper_callbacks(Path(out), reduce_lr=False)])
+        model.fit(**train, epochs=args.epochs, validation_data=(x_val, keras.utils.to_categorical(y_val, len(CLASSES))),
+                  verbose=0, callbacks=[EpochClock(), *paper_callbacks(Path(out), reduce_lr=False)])
         print(f"fit: {time.perf_counter() - start:.1f} s for {args.epochs} epochs")
 
 
