@@ -21,8 +21,7 @@ import keras
 
 from fer_utils.config import BATCH_SIZE, CLASSES, LEARNING_RATE
 from fer_utils.data import describe, load_data
-from fer_utils.models import build_model
-from fer_utils.training import learning_rate_schedule, paper_callbacks, resolve_precision
+from fer_utils.training import compiled_model, learning_rate_schedule, paper_callbacks, resolve_precision
 
 from train_speed import machine_line  # the script next to this one
 
@@ -75,10 +74,9 @@ def main() -> None:
           f"dense_dropout={args.dense_dropout}, cosine schedule, batch {BATCH_SIZE}, "
           f"{'one repeated tf.data pipeline' if args.repeated_dataset else 'numpy arrays'}")
     keras.mixed_precision.set_global_policy(precision)
-    model = build_model(args.model, flip=args.flip, dense_dropout=args.dense_dropout)
     steps = -(-len(y) // BATCH_SIZE)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate_schedule("cosine", LEARNING_RATE, steps, args.epochs)),
-                  loss="categorical_crossentropy", metrics=["accuracy"])
+    model = compiled_model(args.model, learning_rate_schedule("cosine", LEARNING_RATE, steps, args.epochs),
+                           flip=args.flip, dense_dropout=args.dense_dropout)
     onehot = keras.utils.to_categorical(y, len(CLASSES))
     if args.repeated_dataset:
         import tensorflow as tf

@@ -28,10 +28,9 @@ import keras
 import numpy as np
 from PIL import Image
 
-from fer_utils.config import BATCH_SIZE, CLASSES, IMAGE_SIZE, LEARNING_RATE, SHIFT_RANGE
+from fer_utils.config import BATCH_SIZE, CLASSES, IMAGE_SIZE, SHIFT_RANGE
 from fer_utils.data import describe, load_data, resolve_data_path
-from fer_utils.models import build_model
-from fer_utils.training import environment, resolve_precision
+from fer_utils.training import compiled_model, environment, resolve_precision
 
 
 def class_folders(data, source: Path | None, tmp: Path) -> Path:
@@ -48,14 +47,6 @@ def class_folders(data, source: Path | None, tmp: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
         Image.fromarray(img[..., 0]).save(folder / f"{i:06d}.png")
     return tmp / "train"
-
-
-def compiled(kind: str, compile_kwargs: dict | None = None, **kwargs) -> keras.Model:
-    """The paper's model, compiled as in fer_utils.training (plus `compile_kwargs`, for the ablation)."""
-    model = build_model(kind, **kwargs)
-    model.compile(optimizer=keras.optimizers.Adam(LEARNING_RATE), loss="categorical_crossentropy", metrics=["accuracy"],
-                  **(compile_kwargs or {}))
-    return model
 
 
 REPEATS = 3
@@ -107,15 +98,15 @@ def paper_pipeline(kind: str, train_dir: Path, steps: int, warmup: int) -> tuple
                               ).flow_from_directory(train_dir, target_size=(IMAGE_SIZE, IMAGE_SIZE),
                                                     color_mode="grayscale", class_mode="categorical",
                                                     batch_size=BATCH_SIZE)
-    model = compiled(kind, preprocess=False)
+    model = compiled_model(kind, preprocess=False)
     return time_fit(model, lambda n: dict(x=flow, steps_per_epoch=n), steps, warmup)
 
 
 def our_pipeline(kind: str, x: np.ndarray, y: np.ndarray, precision: str, steps: int, warmup: int,
-                 compile_kwargs: dict | None = None, **model_kwargs) -> tuple[float, float]:
+                 **model_kwargs) -> tuple[float, float]:
     """(b): uint8 arrays in memory, preprocessing layers in the model, the chosen precision."""
     keras.mixed_precision.set_global_policy(precision)
-    model = compiled(kind, compile_kwargs, **model_kwargs)
+    model = compiled_model(kind, **model_kwargs)
     onehot = keras.utils.to_categorical(y, len(CLASSES))
     rng = np.random.default_rng(0)
 

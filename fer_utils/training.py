@@ -97,12 +97,17 @@ def paper_callbacks(out: Path, patience: int = EARLY_STOPPING_PATIENCE,
     ]
 
 
+def _interrupted_history(out: Path) -> dict[str, list[float]]:
+    """history.csv of an interrupted run in `out` (one that left a backup), else {}."""
+    if not ((out / "backup").exists() and (out / "history.csv").exists()):
+        return {}
+    return _read_history(out / "history.csv")
+
+
 def _best_val_accuracy_so_far(out: Path) -> float | None:
-    """The best val accuracy logged by an interrupted run in `out` (one with a backup), else None."""
-    if not ((out / "backup").exists() and (out / "history.csv").exists() and (out / "model.keras").exists()):
-        return None
-    logged = _read_history(out / "history.csv").get("val_accuracy", [])
-    return float(max(logged)) if logged else None
+    """The best val accuracy logged by an interrupted run in `out` that saved a checkpoint, else None."""
+    logged = _interrupted_history(out).get("val_accuracy", [])
+    return float(max(logged)) if logged and (out / "model.keras").exists() else None
 
 
 def learning_rate_schedule(schedule: str, learning_rate: float, steps_per_epoch: int, epochs: int):
@@ -117,6 +122,16 @@ def learning_rate_schedule(schedule: str, learning_rate: float, steps_per_epoch:
     raise ValueError(f"unknown schedule {schedule!r}: expected one of {SCHEDULES}")
 
 
+def compiled_model(model_kind: str, learning_rate=LEARNING_RATE, compile_kwargs: dict | None = None,
+                   **model_kwargs) -> keras.Model:
+    """`build_model(model_kind, **model_kwargs)` compiled with the paper's Adam (`learning_rate`: a number or a
+    schedule), categorical cross-entropy and accuracy; `compile_kwargs` go to `compile` as they are."""
+    model = build_model(model_kind, **model_kwargs)
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
+                  metrics=["accuracy"], **(compile_kwargs or {}))
+    return model
+
+
 def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = MAX_EPOCHS,
           batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE, seed: int = 0,
           protocol: str = "clean", precision: str = "auto", patience: int = EARLY_STOPPING_PATIENCE,
@@ -129,10 +144,9 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
         raise ValueError(f"unknown protocol {protocol!r}: expected one of {sorted(PROTOCOLS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    history_path = out / "history.csv"
     if not (out / "backup").exists():  # a fresh run, not the resumption of an interrupted one
-        history_path.unlink(missing_ok=True)
-    epochs_before_resume = len(_read_history(history_path).get("epoch", [])) if history_path.exists() else 0
+        (out / "history.csv").unlink(missing_ok=True)
+    epochs_before_resume = len(_interrupted_history(out).get("epoch", []))
     params = dict(model=model_kind, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                   protocol=protocol, precision=precision, patience=patience, schedule=schedule, **model_kwargs)
     resolved = resolve_precision(precision)
@@ -142,8 +156,7 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
         x_train, y_train = data.xy("train")
         x_val, y_val = data.xy(PROTOCOLS[protocol])
         lr = learning_rate_schedule(schedule, learning_rate, -(-len(y_train) // batch_size), epochs)
-        model = build_model(model_kind, **model_kwargs)
-        model.compile(optimizer=keras.optimizers.Adam(lr), loss="categorical_crossentropy", metrics=["accuracy"])
+        model = compiled_model(model_kind, lr, **model_kwargs)
         n_classes = len(CLASSES)
         start = time.perf_counter()
         model.fit(x_train, keras.utils.to_categorical(y_train, n_classes), batch_size=batch_size, epochs=epochs,
