@@ -4,10 +4,11 @@ Trains a model as fer_utils.training.train does (same model, precision, optimize
 epochs and prints one line per epoch. train_speed.py times the steps alone; this shows what a real run adds to them.
 
     python benchmarks/epoch_time.py [--data PATH] [--model se] [--epochs 4] [--flip] [--dense-dropout 0.5]
-                                    [--repeated-dataset]
+                                    [--numpy-arrays]
 
---repeated-dataset feeds the training images through one shuffled, repeated tf.data pipeline (one iterator for the
-whole fit; TensorFlow backend only) instead of numpy arrays (a fresh iterator every epoch), to compare the two.
+The training images come as `fer_utils.training.training_inputs` gives them (on TensorFlow: one shuffled, repeated
+tf.data pipeline for the whole fit). --numpy-arrays feeds the arrays to `fit` instead (Keras then builds a fresh
+input iterator every epoch), the way fer_utils trained before, to compare the two.
 """
 
 from __future__ import annotations
@@ -21,7 +22,8 @@ import keras
 
 from fer_utils.config import BATCH_SIZE, CLASSES, LEARNING_RATE
 from fer_utils.data import describe, load_data
-from fer_utils.training import compiled_model, learning_rate_schedule, paper_callbacks, resolve_precision
+from fer_utils.training import (compiled_model, learning_rate_schedule, paper_callbacks, resolve_precision,
+                                training_inputs)
 
 from train_speed import machine_line  # the script next to this one
 
@@ -63,7 +65,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--flip", action="store_true")
     parser.add_argument("--dense-dropout", type=float, default=0.5)
-    parser.add_argument("--repeated-dataset", action="store_true", help="one repeated tf.data pipeline per fit")
+    parser.add_argument("--numpy-arrays", action="store_true", help="feed numpy arrays, not training_inputs()")
     args = parser.parse_args()
 
     data = load_data(args.data)
@@ -72,19 +74,14 @@ def main() -> None:
     print(describe(data))
     print(f"{machine_line()} | precision {precision} | {args.model}, flip={args.flip}, "
           f"dense_dropout={args.dense_dropout}, cosine schedule, batch {BATCH_SIZE}, "
-          f"{'one repeated tf.data pipeline' if args.repeated_dataset else 'numpy arrays'}")
+          f"{'numpy arrays' if args.numpy_arrays else 'training_inputs()'}")
     keras.mixed_precision.set_global_policy(precision)
     steps = -(-len(y) // BATCH_SIZE)
     model = compiled_model(args.model, learning_rate_schedule("cosine", LEARNING_RATE, steps, args.epochs),
                            flip=args.flip, dense_dropout=args.dense_dropout)
     onehot = keras.utils.to_categorical(y, len(CLASSES))
-    if args.repeated_dataset:
-        import tensorflow as tf
-
-        train = dict(x=tf.data.Dataset.from_tensor_slices((x, onehot)).shuffle(len(y), seed=0)
-                     .batch(BATCH_SIZE).repeat().prefetch(2), steps_per_epoch=steps)
-    else:
-        train = dict(x=x, y=onehot, batch_size=BATCH_SIZE, shuffle=True)
+    train = (dict(x=x, y=onehot, batch_size=BATCH_SIZE, shuffle=True) if args.numpy_arrays
+             else training_inputs(x, onehot, BATCH_SIZE, seed=0))
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()
         model.fit(**train, epochs=args.epochs, validation_data=(x_val, keras.utils.to_categorical(y_val, len(CLASSES))),

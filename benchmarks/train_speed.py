@@ -2,7 +2,8 @@
 
 (a) paper: ImageDataGenerator(rescale, width/height shift).flow_from_directory over extracted class
     folders, float32 - the setup of the paper's Section 2.1;
-(b) ours: in-memory uint8 arrays, shift and rescale as layers inside the model, precision "auto".
+(b) ours: in-memory uint8 arrays fed as fer_utils trains (one tf.data pipeline on TensorFlow), shift and rescale
+    as layers inside the model, precision "auto".
 Same model definitions, same training images, batch 64, Adam. Prints images/s, seconds per epoch and (b)/(a),
 ending with `speedup: <ratio>x` for the SE-CNN.
 
@@ -30,7 +31,7 @@ from PIL import Image
 
 from fer_utils.config import BATCH_SIZE, CLASSES, IMAGE_SIZE, SHIFT_RANGE
 from fer_utils.data import describe, load_data, resolve_data_path
-from fer_utils.training import compiled_model, environment, resolve_precision
+from fer_utils.training import compiled_model, environment, resolve_precision, training_inputs
 
 
 def class_folders(data, source: Path | None, tmp: Path) -> Path:
@@ -110,9 +111,9 @@ def our_pipeline(kind: str, x: np.ndarray, y: np.ndarray, precision: str, steps:
     onehot = keras.utils.to_categorical(y, len(CLASSES))
     rng = np.random.default_rng(0)
 
-    def args(n):
+    def args(n):  # n batches, fed as fer_utils.training.train feeds its training images
         idx = rng.choice(len(x), n * BATCH_SIZE, replace=n * BATCH_SIZE > len(x))
-        return dict(x=x[idx], y=onehot[idx], batch_size=BATCH_SIZE, shuffle=True)
+        return training_inputs(x[idx], onehot[idx], BATCH_SIZE, seed=0)
 
     try:
         return time_fit(model, args, steps, warmup)

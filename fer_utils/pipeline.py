@@ -19,7 +19,7 @@ NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
 PROFILES: dict[str, dict] = {
     "smoke": {"per_class": 40, "epochs": 2},
-    "quick": {"per_class": None, "epochs": 30, "schedule": "cosine", "flip": True, "dense_dropout": 0.0},
+    "quick": {"per_class": None, "epochs": 40, "schedule": "cosine", "flip": True, "dense_dropout": 0.0},
     "paper": {"per_class": None, "epochs": 100},
 }
 """Notebook parameters per profile: smoke = minutes on a laptop; quick = a short schedule with flips and no

@@ -122,6 +122,22 @@ def learning_rate_schedule(schedule: str, learning_rate: float, steps_per_epoch:
     raise ValueError(f"unknown schedule {schedule!r}: expected one of {SCHEDULES}")
 
 
+def training_inputs(x: np.ndarray, onehot: np.ndarray, batch_size: int, seed: int) -> dict:
+    """`fit` arguments that feed the training images, reshuffled every epoch, each image once per epoch.
+
+    On TensorFlow: one shuffled, repeated tf.data pipeline for the whole fit, `steps_per_epoch` batches an epoch.
+    Fed numpy arrays, Keras builds a fresh input iterator every epoch, and some epochs then wait 25 s before their
+    first step (benchmarks/README.md, "Epoch time"). Other backends (JAX on the GPU machines) get the arrays.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return dict(x=x, y=onehot, batch_size=batch_size, shuffle=True)
+    import tensorflow as tf
+
+    images = (tf.data.Dataset.from_tensor_slices((x, onehot)).shuffle(len(x), seed=seed).batch(batch_size)
+              .repeat().prefetch(2))
+    return dict(x=images, steps_per_epoch=-(-len(x) // batch_size), shuffle=False)  # the pipeline shuffles
+
+
 def compiled_model(model_kind: str, learning_rate=LEARNING_RATE, compile_kwargs: dict | None = None,
                    **model_kwargs) -> keras.Model:
     """`build_model(model_kind, **model_kwargs)` compiled with the paper's Adam (`learning_rate`: a number or a
@@ -159,8 +175,8 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
         model = compiled_model(model_kind, lr, **model_kwargs)
         n_classes = len(CLASSES)
         start = time.perf_counter()
-        model.fit(x_train, keras.utils.to_categorical(y_train, n_classes), batch_size=batch_size, epochs=epochs,
-                  validation_data=(x_val, keras.utils.to_categorical(y_val, n_classes)), shuffle=True,
+        model.fit(**training_inputs(x_train, keras.utils.to_categorical(y_train, n_classes), batch_size, seed),
+                  epochs=epochs, validation_data=(x_val, keras.utils.to_categorical(y_val, n_classes)),
                   callbacks=paper_callbacks(out, patience, reduce_lr=schedule == "plateau"), verbose=verbose)
         fit_seconds = time.perf_counter() - start
     finally:

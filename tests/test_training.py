@@ -185,6 +185,46 @@ def test_failed_training_leaves_the_float32_policy(tiny_synthetic, tmp_path):
     assert keras.mixed_precision.global_policy().name == "float32"
 
 
+# --- the training input -------------------------------------------------------------------------------
+
+
+def _epochs_of_batches(inputs: dict, epochs: int) -> list[np.ndarray]:
+    """The images each epoch of a fit would see, read off a `training_inputs` pipeline (image ids in pixel 0)."""
+    batches = iter(inputs["x"])
+    return [np.concatenate([next(batches)[0].numpy()[:, 0, 0, 0] for _ in range(inputs["steps_per_epoch"])])
+            for _ in range(epochs)]
+
+
+def test_training_inputs_on_tensorflow_show_every_image_once_per_epoch_in_a_new_order():
+    x = np.arange(100, dtype=np.uint8).reshape(100, 1, 1, 1)  # pixel 0 = image id
+    inputs = training.training_inputs(x, keras.utils.to_categorical(x[:, 0, 0, 0] % 7, 7), batch_size=16, seed=0)
+    first, second = _epochs_of_batches(inputs, epochs=2)
+    assert sorted(first) == sorted(second) == list(range(100))
+    assert not np.array_equal(first, second)
+
+
+def test_training_inputs_keep_images_and_labels_together():
+    x = np.arange(50, dtype=np.uint8).reshape(50, 1, 1, 1)
+    inputs = training.training_inputs(x, keras.utils.to_categorical(x[:, 0, 0, 0] % 7, 7), batch_size=8, seed=1)
+    images, labels = next(iter(inputs["x"]))
+    assert np.array_equal(labels.numpy().argmax(axis=1), images.numpy()[:, 0, 0, 0] % 7)
+
+
+def test_training_inputs_same_seed_same_order():
+    x = np.arange(60, dtype=np.uint8).reshape(60, 1, 1, 1)
+    onehot = keras.utils.to_categorical(x[:, 0, 0, 0] % 7, 7)
+    orders = [_epochs_of_batches(training.training_inputs(x, onehot, 16, seed=3), 1)[0] for _ in range(2)]
+    assert np.array_equal(*orders)
+
+
+def test_training_inputs_are_the_arrays_on_other_backends(monkeypatch):
+    monkeypatch.setattr(keras.backend, "backend", lambda: "jax")
+    x, onehot = np.zeros((10, 48, 48, 1), np.uint8), np.zeros((10, 7), np.float32)
+    inputs = training.training_inputs(x, onehot, batch_size=4, seed=0)
+    assert inputs["x"] is x and inputs["y"] is onehot
+    assert inputs["batch_size"] == 4 and inputs["shuffle"] is True
+
+
 # --- precision -----------------------------------------------------------------------------------------
 
 
