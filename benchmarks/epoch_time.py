@@ -22,8 +22,8 @@ import keras
 
 from fer_utils.config import BATCH_SIZE, CLASSES, LEARNING_RATE
 from fer_utils.data import describe, load_data
-from fer_utils.training import (compiled_model, learning_rate_schedule, paper_callbacks, resolve_precision,
-                                training_inputs)
+from fer_utils.training import (array_inputs, compiled_model, learning_rate_schedule, paper_callbacks,
+                                resolve_precision, steps_per_epoch, training_inputs)
 
 from train_speed import machine_line  # the script next to this one
 
@@ -76,11 +76,11 @@ def main() -> None:
           f"dense_dropout={args.dense_dropout}, cosine schedule, batch {BATCH_SIZE}, "
           f"{'numpy arrays' if args.numpy_arrays else 'training_inputs()'}")
     keras.mixed_precision.set_global_policy(precision)
-    steps = -(-len(y) // BATCH_SIZE)
+    steps = steps_per_epoch(len(y), BATCH_SIZE)
     model = compiled_model(args.model, learning_rate_schedule("cosine", LEARNING_RATE, steps, args.epochs),
                            flip=args.flip, dense_dropout=args.dense_dropout)
     onehot = keras.utils.to_categorical(y, len(CLASSES))
-    train = (dict(x=x, y=onehot, batch_size=BATCH_SIZE, shuffle=True) if args.numpy_arrays
+    train = (array_inputs(x, onehot, BATCH_SIZE) if args.numpy_arrays
              else training_inputs(x, onehot, BATCH_SIZE, seed=0))
     with tempfile.TemporaryDirectory() as out:
         start = time.perf_counter()

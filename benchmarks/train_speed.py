@@ -9,7 +9,8 @@ ending with `speedup: <ratio>x` for the SE-CNN.
 
 images/s is the steady-state rate of the training steps, timed by a callback from the first step after the warm-up
 to the end of the last step. What a `fit` call costs beyond its steps (building and tearing down its data iterator)
-is printed separately as the fit overhead: it is paid once per epoch in a real run, not once per step.
+is printed separately as the fit overhead: a real run fed numpy arrays pays it once per epoch (a fresh iterator
+each), one fed `training_inputs`' repeated pipeline once per fit; never once per step.
 
     python benchmarks/train_speed.py [--data PATH] [--steps 60] [--warmup 10] [--ablation]
 

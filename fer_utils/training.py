@@ -122,20 +122,30 @@ def learning_rate_schedule(schedule: str, learning_rate: float, steps_per_epoch:
     raise ValueError(f"unknown schedule {schedule!r}: expected one of {SCHEDULES}")
 
 
+def steps_per_epoch(n_images: int, batch_size: int) -> int:
+    """Batches in one pass over `n_images` (the last one may be partial)."""
+    return -(-n_images // batch_size)
+
+
+def array_inputs(x: np.ndarray, onehot: np.ndarray, batch_size: int) -> dict:
+    """`fit` arguments that feed numpy arrays, shuffled by Keras (a fresh input iterator every epoch)."""
+    return dict(x=x, y=onehot, batch_size=batch_size, shuffle=True)
+
+
 def training_inputs(x: np.ndarray, onehot: np.ndarray, batch_size: int, seed: int) -> dict:
     """`fit` arguments that feed the training images, reshuffled every epoch, each image once per epoch.
 
     On TensorFlow: one shuffled, repeated tf.data pipeline for the whole fit, `steps_per_epoch` batches an epoch.
     Fed numpy arrays, Keras builds a fresh input iterator every epoch, and some epochs then wait 25 s before their
-    first step (benchmarks/README.md, "Epoch time"). Other backends (JAX on the GPU machines) get the arrays.
+    first step (benchmarks/README.md, "Epoch time"). Other backends (JAX on the GPU machines) get `array_inputs`.
     """
     if keras.backend.backend() != "tensorflow":
-        return dict(x=x, y=onehot, batch_size=batch_size, shuffle=True)
+        return array_inputs(x, onehot, batch_size)
     import tensorflow as tf
 
     images = (tf.data.Dataset.from_tensor_slices((x, onehot)).shuffle(len(x), seed=seed).batch(batch_size)
               .repeat().prefetch(2))
-    return dict(x=images, steps_per_epoch=-(-len(x) // batch_size), shuffle=False)  # the pipeline shuffles
+    return dict(x=images, steps_per_epoch=steps_per_epoch(len(x), batch_size), shuffle=False)  # the pipeline shuffles
 
 
 def compiled_model(model_kind: str, learning_rate=LEARNING_RATE, compile_kwargs: dict | None = None,
@@ -171,7 +181,7 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
     try:
         x_train, y_train = data.xy("train")
         x_val, y_val = data.xy(PROTOCOLS[protocol])
-        lr = learning_rate_schedule(schedule, learning_rate, -(-len(y_train) // batch_size), epochs)
+        lr = learning_rate_schedule(schedule, learning_rate, steps_per_epoch(len(y_train), batch_size), epochs)
         model = compiled_model(model_kind, lr, **model_kwargs)
         n_classes = len(CLASSES)
         start = time.perf_counter()
