@@ -48,7 +48,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     out = Path(args.out or f"runs/{args.model}")
     metrics = train(args.model, data, out, epochs=args.epochs, seed=args.seed, protocol=args.protocol,
                     precision=args.precision, schedule=args.schedule, verbose=1 if sys.stdout.isatty() else 2,
-                    dense_dropout=args.dense_dropout, flip=args.flip)
+                    dense_dropout=args.dense_dropout, flip=args.flip, batch_norm=args.batch_norm)
     print(f"run folder: {out}")
     for split in (*SPLITS, "test_all"):
         print(f"{split:>9}: loss {metrics[f'{split}_loss']:.4f}  accuracy {metrics[f'{split}_accuracy']:.4f}")
@@ -112,6 +112,8 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--dense-dropout", type=float, default=0.5, metavar="RATE",
                     help="dropout after the dense layer (default 0.5; 0 turns it off)")
     tr.add_argument("--flip", action="store_true", help="add random horizontal flips (beyond the paper's shifts)")
+    tr.add_argument("--batch-norm", action="store_true",
+                    help="batch norm after each conv, before its ReLU (the paper describes none)")
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="recompute loss and accuracy of a saved model")

@@ -73,10 +73,11 @@ def build_cnn(se_ratio: int | None = None, filters: tuple[int, ...] = FILTERS, d
     epoch short. It mentions neither dropout nor batch norm. We put dropout 0.5 after the dense
     layer (`dense_dropout`), the usual guard for the one large layer; `block_dropout` adds dropout
     after each block. Batch norm (`batch_norm=True`: conv -> BN -> ReLU) is off by default: the paper
-    does not describe it and it costs CPU time. Convs use He initialisation (suited to ReLU) and
-    'same' padding, so three poolings take 48 -> 24 -> 12 -> 6. `preprocess=False` leaves out the
-    shift and rescale layers, for inputs already prepared outside (the paper's ImageDataGenerator);
-    `flip=True` adds random horizontal flips, which the paper does not use.
+    does not describe it and it costs CPU time (the quick profile turns it on). Convs use He
+    initialisation (suited to ReLU) and 'same' padding, so three poolings take 48 -> 24 -> 12 -> 6.
+    `preprocess=False` leaves out the shift and rescale layers, for inputs already prepared outside
+    (the paper's ImageDataGenerator); `flip=True` adds random horizontal flips, which the paper does
+    not use.
     """
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="image")
     x = preprocessing(inputs, shift, flip) if preprocess else inputs

@@ -19,11 +19,12 @@ NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
 PROFILES: dict[str, dict] = {
     "smoke": {"per_class": 40, "epochs": 2},
-    "quick": {"per_class": None, "epochs": 40, "schedule": "cosine", "flip": True, "dense_dropout": 0.0},
+    "quick": {"per_class": None, "epochs": 40, "schedule": "cosine", "flip": True, "dense_dropout": 0.0,
+              "batch_norm": True},
     "paper": {"per_class": None, "epochs": 100},
 }
-"""Notebook parameters per profile: smoke = minutes on a laptop; quick = a short schedule with flips and no
-dense dropout (benchmarks/README.md says why); paper = the paper's full schedule."""
+"""Notebook parameters per profile: smoke = minutes on a laptop; quick = a short schedule with flips, batch norm and
+no dense dropout (benchmarks/README.md says why); paper = the paper's full schedule."""
 SYNTHETIC_SMOKE = {"per_class": None, "epochs": 10}
 """On the small synthetic set the smoke profile uses all of it, and enough epochs to learn it well above chance."""
 MODELS = {"baseline": "Baseline CNN", "se": "SE-CNN"}

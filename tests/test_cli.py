@@ -41,10 +41,12 @@ def test_data_check_text_output_shows_the_count_table(fer_files, capsys):
 
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory, fer_files):
-    """ONE `train` through the CLI on the fixture zip (baseline, 3 per class, 1 epoch, float32, flips, no dropout)."""
+    """ONE `train` through the CLI on the fixture zip (baseline, 3 per class, 1 epoch, float32, flips, no dropout,
+    batch norm)."""
     out = tmp_path_factory.mktemp("cli") / "run"
     status = main(["train", "--model", "baseline", "--data", str(fer_files.zip), "--subset", "3", "--epochs", "1",
-                   "--out", str(out), "--precision", "float32", "--flip", "--dense-dropout", "0"])
+                   "--out", str(out), "--precision", "float32", "--flip", "--dense-dropout", "0",
+                   "--batch-norm"])
     return status, out
 
 
@@ -60,12 +62,14 @@ def test_train_command_writes_a_run_folder(cli_run):
 
 
 @pytest.mark.slow
-def test_train_command_passes_flip_and_dropout_to_the_model(cli_run):
+def test_train_command_passes_flip_dropout_and_batch_norm_to_the_model(cli_run):
     _, out = cli_run
     info = json.loads((out / "run_info.json").read_text())
     assert info["params"]["flip"] is True and info["params"]["dense_dropout"] == 0.0
+    assert info["params"]["batch_norm"] is True
     layers = {layer.name for layer in keras.models.load_model(out / "model.keras").layers}
     assert "augment_flip" in layers and "dense_dropout" not in layers
+    assert "block1_conv1_bn" in layers
 
 
 @pytest.mark.slow

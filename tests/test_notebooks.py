@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from fer_utils.pipeline import notebooks
+from fer_utils.pipeline import PROFILES, notebooks
 
 NOTEBOOKS = notebooks()
 
@@ -32,3 +32,12 @@ def test_notebook_parameters_include_data_path_and_run_dir(path):
     import papermill as pm
 
     assert {"data_path", "run_dir", "per_class", "seed"} <= set(pm.inspect_notebook(str(path)))
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_every_profile_setting_is_a_parameter_of_some_notebook(profile):
+    """papermill passes a notebook only the parameters it declares: a misspelt setting would be dropped silently."""
+    import papermill as pm
+
+    declared = set().union(*(pm.inspect_notebook(str(path)) for path in NOTEBOOKS))
+    assert set(PROFILES[profile]) - declared == set()
