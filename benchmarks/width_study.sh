@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Width study (Table 1 issue): every row is one `python -m fer_utils train` run on the full FER2013 with the same short
+# fixed schedule (15 cosine epochs, flips, seed 0, PublicTest chooses the checkpoint). Rows run one at a time, in the
+# order below (the order says how they were chosen: benchmarks/README.md, "Width study"); a finished row's history,
+# metrics and run info are copied to benchmarks/results/study/<row>/ (no weights), and a row already there is skipped.
+#   bash benchmarks/width_study.sh [ROW ...]      (default: every row; DATA=..., RUNS=... override the paths)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DATA=${DATA:-../shared/data/fer2013/archive.zip}
+RUNS=${RUNS:-runs/study}
+RESULTS=benchmarks/results/study
+PY=${PY:-.venv/bin/python}
+declare -A ROWS=(
+  [se_32-64-128_bn_d256]="--model se --filters 32,64,128 --batch-norm --dense-units 256 --dense-dropout 0"
+  [se_64-128-256_bn_d256]="--model se --filters 64,128,256 --batch-norm --dense-units 256 --dense-dropout 0"
+  [se_48-96-192_bn_d256]="--model se --filters 48,96,192 --batch-norm --dense-units 256 --dense-dropout 0"
+  [se_64-128-256_d256]="--model se --filters 64,128,256 --dense-units 256 --dense-dropout 0"
+  [se_64-128-256_bn_d1024_dd05]="--model se --filters 64,128,256 --batch-norm --dense-units 1024 --dense-dropout 0.5"
+  [baseline_64-128-256_bn_d256]="--model baseline --filters 64,128,256 --batch-norm --dense-units 256 --dense-dropout 0"
+)
+ORDER=(se_32-64-128_bn_d256 se_48-96-192_bn_d256 se_64-128-256_bn_d256 se_64-128-256_d256
+       se_64-128-256_bn_d1024_dd05 baseline_64-128-256_bn_d256)
+for row in "${@:-${ORDER[@]}}"; do
+  [ -n "${ROWS[$row]:-}" ] || { echo "unknown row: $row (rows: ${ORDER[*]})" >&2; exit 2; }
+  if [ -f "$RESULTS/$row/metrics.json" ]; then echo "$row: done already ($RESULTS/$row)"; continue; fi
+  mkdir -p "$RUNS"
+  echo "$(date -u +%FT%TZ) $row: training (log $RUNS/$row.log)"
+  # shellcheck disable=SC2086
+  "$PY" -m fer_utils train ${ROWS[$row]} --data "$DATA" --epochs 15 --schedule cosine --flip --seed 0 \
+      --out "$RUNS/$row" > "$RUNS/$row.log" 2>&1
+  mkdir -p "$RESULTS/$row"
+  cp "$RUNS/$row"/{history.csv,metrics.json,run_info.json} "$RESULTS/$row/"
+  echo "$(date -u +%FT%TZ) $row: done"
+done
