@@ -1,4 +1,4 @@
-"""Command line: `python -m fer_utils {data check, train, evaluate, run}`.
+"""Command line: `python -m fer_utils {data check, train, evaluate, run, predict}`.
 
 The contract other tools rely on; each command prints plain text (or JSON) and exits non-zero on failure.
 """
@@ -10,7 +10,8 @@ import json
 import sys
 from pathlib import Path
 
-from .config import MAX_EPOCHS, PRECISIONS, PROTOCOLS, SCHEDULES, SPLITS
+from .config import DENSE_UNITS, FILTERS, MAX_EPOCHS, PRECISIONS, PROTOCOLS, SCHEDULES, SPLITS
+from .config import FACE_MARGIN, PUBLISHED_MODEL
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -18,6 +19,14 @@ def _add_data_args(p: argparse.ArgumentParser) -> None:
                    "(default: $FER2013_PATH, then data/, then the synthetic set)")
     p.add_argument("--subset", type=int, default=None, metavar="N", help="at most N images per class and split")
     p.add_argument("--seed", type=int, default=0)
+
+
+def _widths(text: str) -> tuple[int, ...]:
+    """'64,128,256' -> (64, 128, 256); argparse turns the ValueError into a one-line usage error."""
+    widths = tuple(int(w) for w in text.split(","))
+    if len(widths) != 3 or min(widths) < 1:
+        raise ValueError(text)
+    return widths
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
@@ -42,17 +51,27 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one model and write its run folder."""
     from .data import load_data
-    from .training import train
+    from .training import TrainingInterrupted, train
 
     data = load_data(args.data, per_class=args.subset, seed=args.seed)
     out = Path(args.out or f"runs/{args.model}")
-    metrics = train(args.model, data, out, epochs=args.epochs, seed=args.seed, protocol=args.protocol,
-                    precision=args.precision, schedule=args.schedule, verbose=1 if sys.stdout.isatty() else 2,
-                    dense_dropout=args.dense_dropout, flip=args.flip, batch_norm=args.batch_norm)
+    try:
+        metrics = _train(train, args, data, out)
+    except TrainingInterrupted as stop:
+        print(f"{stop}: python -m fer_utils {' '.join(sys.argv[1:])}", file=sys.stderr)
+        return 130
     print(f"run folder: {out}")
     for split in (*SPLITS, "test_all"):
         print(f"{split:>9}: loss {metrics[f'{split}_loss']:.4f}  accuracy {metrics[f'{split}_accuracy']:.4f}")
     return 0
+
+
+def _train(train, args: argparse.Namespace, data, out: Path) -> dict:
+    """`train` with the CLI's options."""
+    return train(args.model, data, out, epochs=args.epochs, seed=args.seed, protocol=args.protocol,
+                 precision=args.precision, schedule=args.schedule, verbose=1 if sys.stdout.isatty() else 2,
+                 dense_dropout=args.dense_dropout, flip=args.flip, batch_norm=args.batch_norm,
+                 filters=args.filters, dense_units=args.dense_units)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -74,8 +93,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     """Run the notebook sequence with papermill."""
     from .pipeline import run_pipeline
 
-    return run_pipeline(profile=args.profile, data=args.data, out=args.out, extra=dict(args.param or []),
-                        kernel=args.kernel, reuse=args.reuse)
+    try:
+        return run_pipeline(profile=args.profile, data=args.data, out=args.out, extra=dict(args.param or []),
+                            kernel=args.kernel, reuse=args.reuse)
+    except ValueError as err:  # an unknown -p NAME: say so at once, before any notebook runs
+        print(f"error: {err}", file=sys.stderr)
+        return 2
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -83,6 +106,51 @@ def cmd_publish(args: argparse.Namespace) -> int:
     from .pipeline import publish
 
     return publish(args.runs, out=args.out, data=args.data, kernel=args.kernel)
+
+
+def _positive(text: str) -> int:
+    """'3' -> 3; argparse turns the ValueError into a one-line usage error."""
+    value = int(text)
+    if value < 1:
+        raise ValueError(text)
+    return value
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    """Find the faces in photos, folders and videos, and predict each one's emotion."""
+    import os
+
+    from .faces import InputError, expand_inputs, load_fer_model, predict_paths
+
+    files, problems = expand_inputs(args.inputs)
+    if not files:  # say so before the slow model load
+        print("\n".join(problems + ["error: no photo or video to process"]), file=sys.stderr)
+        return 1
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter would bury the problems
+    try:
+        model = load_fer_model(args.model)
+    except InputError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+
+    def show(row: dict) -> None:
+        if row["status"] != "ok":
+            return  # already reported on stderr, one line per file or frame
+        where = row["file"] + (f" frame {row['frame']} ({row['time_s']:.2f} s)" if row["frame"] is not None else "")
+        print(f"{where}: face {row['face']} at x={row['x']} y={row['y']} {row['w']}x{row['h']}: "
+              f"{row['emotion']} {row['confidence']:.0%}", flush=True)
+
+    summary = predict_paths(args.inputs, model, args.out, every=args.every, margin=args.margin,
+                            on_row=None if args.json else show)
+    if args.json:
+        print(json.dumps(summary.rows, indent=1))
+    print(f"{summary.faces} face(s) in {summary.read} of {summary.files} file(s) read"
+          + (f" ({summary.frames} video frames)" if summary.frames else "")
+          + f"; {len(summary.no_face)} without a face; {len(summary.problems)} problem(s); "
+          f"{summary.seconds:.1f} s. CSV: {summary.csv}"
+          + (f"; annotated photos in {Path(args.out)}" if summary.annotated else ""),
+          file=sys.stderr if args.json else sys.stdout)
+    return summary.exit_status
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -114,6 +182,10 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--flip", action="store_true", help="add random horizontal flips (beyond the paper's shifts)")
     tr.add_argument("--batch-norm", action="store_true",
                     help="batch norm after each conv, before its ReLU (the paper describes none)")
+    tr.add_argument("--filters", type=_widths, default=FILTERS, metavar="N,N,N",
+                    help=f"conv filters per block (default {','.join(map(str, FILTERS))}; the paper gives none)")
+    tr.add_argument("--dense-units", type=int, default=DENSE_UNITS, metavar="N",
+                    help=f"units of the dense layer (default {DENSE_UNITS}; the paper gives none)")
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="recompute loss and accuracy of a saved model")
@@ -133,6 +205,21 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--reuse", default=None, metavar="DIR",
                      help="a folder of finished baseline/ and se/ runs (e.g. reports) to reuse instead of training")
     run.set_defaults(func=cmd_run)
+
+    pr = sub.add_parser("predict", help="find the faces in photos or videos and predict their emotions",
+                        description="Find the faces (OpenCV's Haar cascade), crop each as FER2013 was made (48x48 "
+                        "grayscale) and classify it. Writes OUT/predictions.csv (one row per face; 'no face' and "
+                        "'error' rows too) and OUT/<name>_faces.png per photo. Exit 0 when every input was read and "
+                        "a face was found; 1 when an input could not be read, no face was found, or the model is "
+                        "not one of ours.")
+    pr.add_argument("inputs", nargs="+", metavar="INPUT", help="a photo, a folder of photos or a video file")
+    pr.add_argument("--model", default=None, help=f"a .keras model of this course (default {PUBLISHED_MODEL})")
+    pr.add_argument("--out", default="runs/predict", help="output folder (default runs/predict)")
+    pr.add_argument("--json", action="store_true", help="print the per-face rows as JSON on standard output")
+    pr.add_argument("--every", type=_positive, default=1, metavar="N", help="in videos, analyse every N-th frame")
+    pr.add_argument("--margin", type=float, default=FACE_MARGIN,
+                    help=f"crop margin per side, fraction of the face box (default {FACE_MARGIN}: FER2013's framing)")
+    pr.set_defaults(func=cmd_predict)
 
     pub = sub.add_parser("publish", help="publish two finished runs (baseline/, se/) as a reports folder")
     pub.add_argument("runs", help="folder holding the finished baseline/ and se/ run folders")

@@ -26,6 +26,9 @@ REDUCE_LR_FACTOR = 0.5
 REDUCE_LR_PATIENCE = 5
 REDUCE_LR_MIN = 1e-5
 SE_RATIO = 16
+# Widths the paper leaves out (benchmarks/README.md, "Width study", says how the defaults were chosen).
+FILTERS: tuple[int, ...] = (32, 64, 128)
+DENSE_UNITS = 256
 
 # Table 1 of the paper, for side-by-side comparison only (never used as our results).
 PAPER_TABLE1 = {
@@ -34,9 +37,45 @@ PAPER_TABLE1 = {
 }
 
 DATA_ENV_VAR = "FER2013_PATH"
+FERPLUS_ENV_VAR = "FERPLUS_PATH"
+"""Folder holding FER+'s fer2013new.csv and the join table msambare_to_fer2013_row.csv (fer_utils.ferplus)."""
 
 # Training options (fer_utils.training and the CLI share them).
 PRECISIONS: tuple[str, ...] = ("auto", "float32", "mixed_bfloat16")
 SCHEDULES: tuple[str, ...] = ("plateau", "cosine")
 PROTOCOLS = {"clean": "val", "paper": "test_all"}
 """Validation split per protocol: clean = PublicTest only; paper = all 7,178 test images (as the paper did)."""
+
+# The course's two models: kind (as the CLI and run folders name it) -> display name.
+MODELS: dict[str, str] = {"baseline": "Baseline CNN", "se": "SE-CNN"}
+
+# Defaults of the training options that are not the paper's (the notebooks' parameters and the CLI use these).
+DENSE_DROPOUT = 0.5  # dropout after the dense layer: our choice, the paper names none
+PROTOCOL = "clean"
+PRECISION = "auto"
+SCHEDULE = "plateau"
+
+PROFILES: dict[str, dict] = {
+    "smoke": {"per_class": 40, "epochs": 2},
+    "quick": {"per_class": None, "epochs": 40, "schedule": "cosine", "flip": True, "dense_dropout": 0.0,
+              "batch_norm": True},
+    "paper": {"per_class": None, "epochs": MAX_EPOCHS},
+}
+"""Notebook parameters per profile (`python -m fer_utils run --profile NAME`): smoke = minutes on a laptop; quick = a
+short schedule with flips, batch norm and no dense dropout (benchmarks/README.md says why); paper = the paper's full
+schedule. A setting a profile leaves out keeps the notebooks' default (the constants above)."""
+SYNTHETIC_SMOKE = {"per_class": None, "epochs": 10}
+"""On the small synthetic set the smoke profile uses all of it, and enough epochs to learn it well above chance."""
+
+# Faces in real photos and videos (fer_utils.faces, `python -m fer_utils predict`, notebook 07).
+PUBLISHED_MODEL = "reports/se/model.keras"
+"""The default model of `predict`: the published SE-CNN, relative to the repository root."""
+HAAR_CASCADE = "haarcascade_frontalface_alt2.xml"  # in cv2.data.haarcascades (4.x wheels); benchmarks/README.md
+HAAR_SCALE_FACTOR = 1.1
+HAAR_MIN_NEIGHBORS = 5
+MIN_FACE = 30  # smallest face searched for, in pixels of the detection image
+DETECT_MAX_SIDE = 1024  # larger photos are downscaled to this longest side for detection (boxes stay in the original)
+FACE_MARGIN = 0.1
+"""Crop margin per side, as a fraction of the detector's box: FER2013's framing, measured by running the same
+detector on FER2013's own images (its box spans 82% of their width: (1 / 0.823 - 1) / 2 = 0.108; benchmarks/README.md,
+notebook 07)."""

@@ -98,10 +98,11 @@ def resolve_data_path(path: str | os.PathLike | None = None) -> Path | None:
 
 
 def load_data(path: str | os.PathLike | None = None, per_class: int | None = None, seed: int = 0,
-              synthetic_fallback: bool = True) -> FerData:
+              synthetic_fallback: bool = True, quiet: bool = False) -> FerData:
     """Load FER2013 (zip, folders or csv), or the synthetic set, loudly, when none is found (or path="synthetic").
 
-    `per_class` keeps at most that many images per class in each split (stratified, seeded).
+    `per_class` keeps at most that many images per class in each split (stratified, seeded). `quiet=True` leaves
+    the synthetic-data announcement to the caller (the notebooks print `describe(data)`, once).
     """
     resolved = resolve_data_path(path)
     if resolved is None:
@@ -109,9 +110,10 @@ def load_data(path: str | os.PathLike | None = None, per_class: int | None = Non
             raise DataError([f"no data path given, {DATA_ENV_VAR} unset and nothing in {REPO_DATA_DIR}"])
         from .synthetic import make_synthetic_fer
 
-        message = synthetic_banner(path)
-        warnings.warn(message, stacklevel=2)
-        print(message, file=sys.stderr)
+        if not quiet:
+            message = synthetic_banner(path)
+            warnings.warn(message, stacklevel=2)
+            print(message, file=sys.stderr)
         return subsample(make_synthetic_fer(seed=seed), per_class, seed)
     return read_fer2013(resolved, per_class=per_class, seed=seed)
 

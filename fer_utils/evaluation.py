@@ -16,6 +16,7 @@ from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from .config import CLASSES, PAPER_TABLE1, SPLITS
 from .data import FerData
+from .runfolder import write_text
 
 EVAL_BATCH_SIZE = 512
 
@@ -206,5 +207,52 @@ def write_results_md(path: str | Path, table: pd.DataFrame, mcnemar_result: dict
             rel = Path(os.path.relpath(Path(fig_path).resolve(), path.parent.resolve())).as_posix()
             lines += [f"### {caption}", "", f"![{caption}]({rel})", ""]
         lines += [""]
-    path.write_text("\n".join(lines))
+    write_text(path, "\n".join(lines))
     return path
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> float:
+    """ECE: the gap between confidence and accuracy, averaged over `n_bins` equal-width confidence bins.
+
+    Confidence is the predicted class's probability; ECE = sum over bins of (images in bin / n) * |acc - conf|.
+    """
+    confidence, right = probs.max(1), probs.argmax(1) == labels
+    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
+    ece = 0.0
+    for k in range(n_bins):
+        m = bins == k
+        if m.any():
+            ece += m.mean() * abs(right[m].mean() - confidence[m].mean())
+    return float(ece)
+
+
+def recall_intervals(labels: np.ndarray, predicted: np.ndarray, level: float = 0.95) -> pd.DataFrame:
+    """Per class: images, how many were recognised, recall and its exact (Clopper-Pearson) `level` interval."""
+    from scipy.stats import binomtest
+
+    rows = []
+    for i, cls in enumerate(CLASSES):
+        n = int((labels == i).sum())
+        k = int(((labels == i) & (predicted == i)).sum())
+        ci = binomtest(k, n).proportion_ci(level) if n else None
+        rows.append({"class": cls, "images": n, "right": k, "recall": k / n if n else np.nan,
+                     "low": ci.low if ci else np.nan, "high": ci.high if ci else np.nan})
+    return pd.DataFrame(rows).set_index("class")
+
+
+def paper_and_clean_accuracy(history: pd.DataFrame) -> dict | None:
+    """Two readings of one run's per-epoch test accuracies (history.csv), or None when they were not logged.
+
+    paper: the best epoch by accuracy on all test images (the test set choosing the epoch, as the paper did);
+    clean: PrivateTest accuracy at the epoch with the best PublicTest accuracy (PublicTest choosing).
+    `flatters` = paper - clean, in accuracy (not points).
+    """
+    needed = ("test_all_accuracy", "public_test_accuracy", "private_test_accuracy")
+    if not all(c in history for c in needed):
+        return None
+    paper = int(np.argmax(history["test_all_accuracy"]))
+    clean = int(np.argmax(history["public_test_accuracy"]))
+    out = {"paper_epoch": paper + 1, "paper_accuracy": float(history["test_all_accuracy"][paper]),
+           "clean_epoch": clean + 1, "clean_accuracy": float(history["private_test_accuracy"][clean])}
+    out["flatters"] = out["paper_accuracy"] - out["clean_accuracy"]
+    return out

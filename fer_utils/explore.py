@@ -46,16 +46,23 @@ def leaked_groups(data: FerData, groups: list[np.ndarray] | None = None) -> list
     return [g for g in groups if (data.splits[g] == "train").any() and (data.splits[g] != "train").any()]
 
 
-def leakage_table(data: FerData, groups: list[np.ndarray] | None = None) -> pd.DataFrame:
-    """Per evaluation split: images, how many have an identical copy in train, and whether a copy's label agrees."""
+def train_copy_masks(data: FerData, groups: list[np.ndarray] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Two boolean masks over all images: `in_train` (a val/test image with an identical copy in train) and
+    `same_label` (... and a train copy carries its label: memorisation gets it right)."""
     groups = duplicate_groups(data.images) if groups is None else groups
-    in_train = np.zeros(len(data.labels), dtype=bool)  # this image also appears in train
-    same_label = np.zeros(len(data.labels), dtype=bool)  # ... and a train copy carries its label
+    in_train = np.zeros(len(data.labels), dtype=bool)
+    same_label = np.zeros(len(data.labels), dtype=bool)
     for g in leaked_groups(data, groups):
         train_labels = set(data.labels[g][data.splits[g] == "train"])
         for i in g[data.splits[g] != "train"]:
             in_train[i] = True
             same_label[i] = data.labels[i] in train_labels
+    return in_train, same_label
+
+
+def leakage_table(data: FerData, groups: list[np.ndarray] | None = None) -> pd.DataFrame:
+    """Per evaluation split: images, how many have an identical copy in train, and whether a copy's label agrees."""
+    in_train, same_label = train_copy_masks(data, groups)
     rows = {}
     for split in ("val", "test", "test_all"):
         m = data.mask(split)
@@ -78,7 +85,8 @@ def conflict_class_sets(data: FerData, groups: list[np.ndarray]) -> pd.Series:
 
 
 def accuracy_ceiling(data: FerData, split: str = "test_all") -> float:
-    """Best accuracy any classifier can reach on `split`: identical images get one prediction, so only a group's majority label can be right."""
+    """Best accuracy any classifier can reach on `split`: identical images get one prediction, so only a group's
+    majority label can be right."""
     idx = np.flatnonzero(data.mask(split))
     if len(idx) == 0:
         return float("nan")

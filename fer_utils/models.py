@@ -1,7 +1,9 @@
-"""The paper's two models: the 3-block baseline CNN and the same CNN with SE blocks.
+"""The paper's two models: the 3-block baseline CNN and the same CNN with SE blocks, and the paper's compile.
 
-Written with `keras` layers only (no `tf.*`, no Lambda), so they run on any Keras backend
-and a saved `.keras` file loads with `keras.models.load_model` in safe mode.
+The builders are written in the notebooks, where they are explained (02: preprocessing, conv block, CNN, compile;
+03: the SE block; 04: the SE-CNN), and exported here by `python -m fer_utils.export`: edit them there. Written with
+`keras` layers only (no `tf.*`, no Lambda), so they run on any Keras backend and a saved `.keras` file loads with
+`keras.models.load_model` in safe mode.
 """
 
 from __future__ import annotations
@@ -9,16 +11,20 @@ from __future__ import annotations
 import keras
 from keras import layers
 
-from .config import CLASSES, IMAGE_SIZE, SE_RATIO, SHIFT_RANGE
-
-FILTERS = (32, 64, 128)
-DENSE_UNITS = 256
+from .config import CLASSES, DENSE_DROPOUT, DENSE_UNITS, FILTERS, IMAGE_SIZE, LEARNING_RATE, SE_RATIO, SHIFT_RANGE
 
 
+# ---- notebooks/02_baseline_cnn.ipynb, cells `#@save models` (edit there; python -m fer_utils.export) ----
 def preprocessing(x, shift: float = SHIFT_RANGE, flip: bool = False):
-    """The paper's ImageDataGenerator as layers: width/height shift (training only), then rescale 1/255.
+    """The paper's ImageDataGenerator as layers: random shifts (training only), then rescale 1/255.
 
-    `flip` adds a random left-right mirror (training only), an augmentation beyond the paper's.
+    Args:
+        x: the model's input tensor, raw uint8 pixels (N, 48, 48, 1).
+        shift: the largest shift, as a fraction of width and height (0 turns it off).
+        flip: also mirror faces left-right at random (training only), beyond the paper.
+
+    Returns:
+        The preprocessed tensor, pixels in [0, 1].
     """
     if flip:
         x = layers.RandomFlip("horizontal", name="augment_flip")(x)
@@ -27,22 +33,21 @@ def preprocessing(x, shift: float = SHIFT_RANGE, flip: bool = False):
     return layers.Rescaling(1.0 / 255, name="rescale")(x)
 
 
-def se_block(x, ratio: int = SE_RATIO, name: str = "se"):
-    """Squeeze-and-Excitation (Hu et al., 2018): reweight the C channels of `x` by learned gates in (0, 1).
-
-    squeeze z = mean over H, W; excite s = sigmoid(W2 relu(W1 z)) with W1: C -> C/r; scale x * s.
-    """
-    channels = x.shape[-1]
-    s = layers.GlobalAveragePooling2D(name=f"{name}_squeeze")(x)
-    s = layers.Dense(max(channels // ratio, 1), activation="relu", name=f"{name}_reduce")(s)
-    s = layers.Dense(channels, activation="sigmoid", name=f"{name}_expand")(s)
-    s = layers.Reshape((1, 1, channels), name=f"{name}_reshape")(s)
-    return layers.Multiply(name=f"{name}_scale")([x, s])
-
-
 def conv_block(x, filters: int, block: int, se_ratio: int | None = None, dropout: float = 0.0,
-               batch_norm: bool = True):
-    """Two 3x3 conv (+ batch norm) + ReLU, an optional SE block, then 2x2 max-pooling (and optional dropout)."""
+               batch_norm: bool = False):
+    """One block of the paper's CNN: two 3x3 convolutions with ReLU, then 2x2 max-pooling.
+
+    Args:
+        x: the block's input tensor (N, H, W, C_in).
+        filters: output channels of both convolutions.
+        block: the block's number, used in layer names (`block1_conv1`, ...).
+        se_ratio: with a reduction ratio, an SE block before the pooling (notebooks 03 and 04); None: none.
+        dropout: dropout rate after the pooling (0: none).
+        batch_norm: conv -> batch norm -> ReLU instead of conv with ReLU (not in the paper).
+
+    Returns:
+        The block's output tensor (N, H/2, W/2, filters).
+    """
     for i in (1, 2):
         name = f"block{block}_conv{i}"
         if batch_norm:
@@ -61,23 +66,25 @@ def conv_block(x, filters: int, block: int, se_ratio: int | None = None, dropout
 
 
 def build_cnn(se_ratio: int | None = None, filters: tuple[int, ...] = FILTERS, dense_units: int = DENSE_UNITS,
-              block_dropout: float = 0.0, dense_dropout: float = 0.5, batch_norm: bool = False,
+              block_dropout: float = 0.0, dense_dropout: float = DENSE_DROPOUT, batch_norm: bool = False,
               shift: float = SHIFT_RANGE, flip: bool = False, preprocess: bool = True,
               name: str | None = None) -> keras.Model:
-    """The paper's CNN on raw uint8 48x48x1 images; with `se_ratio`, an SE block before each pooling.
+    """The paper's CNN on raw uint8 48x48x1 faces: preprocessing, conv blocks, flatten, dense, softmax over 7.
 
-    Choices against the paper's text (Section 2.2.3, after Chahed's Kaggle model): three blocks of
-    two 3x3 conv + ReLU and max-pooling, flatten, one dense layer, softmax over 7 - as written.
-    The paper gives no widths: we double the filters per block (32, 64, 128, VGG-style) and use a
-    256-unit dense layer, which keeps a saved model (with its Adam state) under 25 MB and a CPU
-    epoch short. It mentions neither dropout nor batch norm. We put dropout 0.5 after the dense
-    layer (`dense_dropout`), the usual guard for the one large layer; `block_dropout` adds dropout
-    after each block. Batch norm (`batch_norm=True`: conv -> BN -> ReLU) is off by default: the paper
-    does not describe it and it costs CPU time (the quick profile turns it on). Convs use He
-    initialisation (suited to ReLU) and 'same' padding, so three poolings take 48 -> 24 -> 12 -> 6.
-    `preprocess=False` leaves out the shift and rescale layers, for inputs already prepared outside
-    (the paper's ImageDataGenerator); `flip=True` adds random horizontal flips, which the paper does
-    not use.
+    Args:
+        se_ratio: None for the paper's original CNN; a reduction ratio r for the SE-CNN (an SE block per block).
+        filters: output channels of each conv block (the paper gives none; one block per entry).
+        dense_units: units of the dense layer (the paper gives none).
+        block_dropout: dropout after each block's pooling (0: none).
+        dense_dropout: dropout after the dense layer (our choice: the paper names none).
+        batch_norm: batch norm after each conv, before its ReLU (the paper describes none).
+        shift: largest random shift in training (the paper's width/height_shift_range).
+        flip: random left-right mirroring in training (not in the paper).
+        preprocess: False leaves out the shift and rescale layers, for inputs prepared outside the model.
+        name: the model's name (default "baseline_cnn" or "se_cnn").
+
+    Returns:
+        An uncompiled keras.Model from (N, 48, 48, 1) pixels to (N, 7) class probabilities.
     """
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="image")
     x = preprocessing(inputs, shift, flip) if preprocess else inputs
@@ -93,20 +100,75 @@ def build_cnn(se_ratio: int | None = None, filters: tuple[int, ...] = FILTERS, d
 
 
 def build_baseline_cnn(**kwargs) -> keras.Model:
-    """The paper's original CNN (Table 1, first row)."""
+    """The paper's original CNN (Table 1, first row); `kwargs` as for `build_cnn`."""
     return build_cnn(se_ratio=None, **kwargs)
 
 
-def build_se_cnn(se_ratio: int = SE_RATIO, **kwargs) -> keras.Model:
-    """The paper's CNN with an SE block before each max-pooling (Table 1, second row)."""
-    return build_cnn(se_ratio=se_ratio, **kwargs)
+def compile_model(model: keras.Model, learning_rate=LEARNING_RATE, **compile_kwargs) -> keras.Model:
+    """Compile `model` with the paper's recipe: Adam, categorical cross-entropy, accuracy.
 
+    Args:
+        model: a model from `build_cnn`.
+        learning_rate: Adam's learning rate, a number or a schedule (the paper: 0.002).
+        **compile_kwargs: passed to `model.compile` as they are (e.g. `jit_compile`).
+
+    Returns:
+        The same model, compiled.
+    """
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
+                  metrics=["accuracy"], **compile_kwargs)
+    return model
+# ---- end of notebooks/02_baseline_cnn.ipynb ----
+
+
+# ---- notebooks/03_se_block_derivation.ipynb, cells `#@save models` (edit there; python -m fer_utils.export) ----
+def se_block(x, ratio: int = SE_RATIO, name: str = "se"):
+    """Squeeze-and-Excitation (Hu et al., 2018): reweight the C channels of `x` by learned gates in (0, 1).
+
+    Args:
+        x: a feature map (N, H, W, C).
+        ratio: the reduction ratio r; the hidden layer has max(C // r, 1) units.
+        name: prefix of the block's layer names (`{name}_squeeze`, `_reduce`, `_expand`, `_reshape`, `_scale`).
+
+    Returns:
+        x with channel c multiplied by its gate s_c, same shape as x.
+    """
+    channels = x.shape[-1]
+    s = layers.GlobalAveragePooling2D(name=f"{name}_squeeze")(x)  # z_c: mean of channel c over H x W
+    s = layers.Dense(max(channels // ratio, 1), activation="relu", name=f"{name}_reduce")(s)  # delta(W1 z + b1)
+    s = layers.Dense(channels, activation="sigmoid", name=f"{name}_expand")(s)  # s = sigma(W2 . + b2)
+    s = layers.Reshape((1, 1, channels), name=f"{name}_reshape")(s)  # (N, C) -> (N, 1, 1, C), to broadcast
+    return layers.Multiply(name=f"{name}_scale")([x, s])  # x~_c = s_c * u_c
+# ---- end of notebooks/03_se_block_derivation.ipynb ----
+
+
+# ---- notebooks/04_se_cnn_training.ipynb, cells `#@save models` (edit there; python -m fer_utils.export) ----
+def build_se_cnn(se_ratio: int = SE_RATIO, **kwargs) -> keras.Model:
+    """The paper's CNN with an SE block before each max-pooling (Table 1, second row).
+
+    Args:
+        se_ratio: the SE blocks' reduction ratio r (Hu et al.'s default 16; the paper names none).
+        **kwargs: as for `build_cnn` (filters, dense_units, batch_norm, flip, ...).
+
+    Returns:
+        An uncompiled keras.Model, layers named `block{b}_se_squeeze`, ..., `block{b}_se_scale`.
+    """
+    return build_cnn(se_ratio=se_ratio, **kwargs)
+# ---- end of notebooks/04_se_cnn_training.ipynb ----
 
 MODEL_BUILDERS = {"baseline": build_baseline_cnn, "se": build_se_cnn}
 
 
 def build_model(kind: str, **kwargs) -> keras.Model:
-    """Build 'baseline' or 'se' by name."""
+    """Build a model by kind.
+
+    Args:
+        kind: "baseline" or "se" (the keys of `config.MODELS`).
+        **kwargs: as for `build_cnn` (and `se_ratio` for "se").
+
+    Returns:
+        An uncompiled keras.Model.
+    """
     if kind not in MODEL_BUILDERS:
         raise ValueError(f"unknown model {kind!r}: expected one of {sorted(MODEL_BUILDERS)}")
     return MODEL_BUILDERS[kind](**kwargs)

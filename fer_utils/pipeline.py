@@ -7,27 +7,16 @@
 from __future__ import annotations
 
 import json
-import shutil
 import sys
 import time
 from pathlib import Path
 
-from .config import PAPER_TABLE1
+from .config import MODELS, PAPER_TABLE1, PROFILES, SYNTHETIC_SMOKE
 from .data import SYNTHETIC, resolve_data_path, synthetic_banner
+from .runfolder import copy_file, write_text
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
-PROFILES: dict[str, dict] = {
-    "smoke": {"per_class": 40, "epochs": 2},
-    "quick": {"per_class": None, "epochs": 40, "schedule": "cosine", "flip": True, "dense_dropout": 0.0,
-              "batch_norm": True},
-    "paper": {"per_class": None, "epochs": 100},
-}
-"""Notebook parameters per profile: smoke = minutes on a laptop; quick = a short schedule with flips, batch norm and
-no dense dropout (benchmarks/README.md says why); paper = the paper's full schedule."""
-SYNTHETIC_SMOKE = {"per_class": None, "epochs": 10}
-"""On the small synthetic set the smoke profile uses all of it, and enough epochs to learn it well above chance."""
-MODELS = {"baseline": "Baseline CNN", "se": "SE-CNN"}
 RUN_FILES = ("model.keras", "metrics.json", "history.csv", "run_info.json", "predictions.npz")
 """What a published run folder holds (the training backup/ stays behind)."""
 MAX_MODEL_MB = 25
@@ -44,13 +33,36 @@ def notebooks() -> list[Path]:
 
 
 def _coerce(value: str):
-    """A -p value as papermill would want it: int, float, None, bool, or the string itself."""
+    """A -p value as papermill would want it: int, float, None, bool, a list for "64,128,256", or the string."""
     for cast in (int, float):
         try:
             return cast(value)
         except ValueError:
             pass
+    if "," in value:
+        return [_coerce(v.strip()) for v in value.split(",")]
     return {"None": None, "none": None, "True": True, "False": False}.get(value, value)
+
+
+def _quiet_papermill() -> None:
+    """Keep papermill's log ("Black is not installed", per-cell lines) out of the progress display; errors show."""
+    import logging
+
+    logging.getLogger("papermill").setLevel(logging.ERROR)
+
+
+def notebook_parameters(paths: list[Path] | None = None) -> dict[str, set[str]]:
+    """The parameters each notebook declares (its `parameters` cell), by notebook name."""
+    import papermill as pm
+
+    _quiet_papermill()
+    return {nb.name: set(pm.inspect_notebook(str(nb))) for nb in (paths or notebooks())}
+
+
+def unknown_parameters(names, paths: list[Path] | None = None) -> list[str]:
+    """The names that no notebook declares (a typo in `-p NAME VALUE` would otherwise be dropped silently)."""
+    declared = set().union(*notebook_parameters(paths).values())
+    return sorted(set(names) - declared)
 
 
 def copy_runs(source: str | Path, target: str | Path, overwrite: bool = True) -> list[Path]:
@@ -69,29 +81,78 @@ def copy_runs(source: str | Path, target: str | Path, overwrite: bool = True) ->
         if not overwrite and (target / kind / "metrics.json").is_file():
             continue
         (target / kind).mkdir(parents=True, exist_ok=True)
-        for name in RUN_FILES:
-            shutil.copy2(source / kind / name, target / kind / name)
+        for name in sorted(RUN_FILES, key=lambda n: n == "metrics.json"):  # metrics.json, which marks a
+            copy_file(source / kind / name, target / kind / name)            # finished run, last; each atomic
         written.append(target / kind)
     return written
 
 
-def _execute(nb: Path, target: Path, params: dict, kernel: str | None) -> bool:
-    """Execute one notebook into `target` with papermill (cwd: target's folder); on failure say where, return False."""
+KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
+"""ipykernel copies what C++ code writes to file descriptors 1 and 2 into the cell outputs by default; off, TensorFlow's
+start-up lines go to the kernel log (logs/<notebook>.kernel.log) instead of every executed notebook."""
+
+
+def _kernel_manager(log_path: Path):
+    """A Jupyter kernel manager class whose kernels write their own stderr (TensorFlow's C++ start-up lines, which no
+    environment variable silences in TF 2.21) to `log_path` instead of this terminal; cell outputs are unaffected."""
+    from jupyter_client.manager import AsyncKernelManager
+
+    class QuietKernelManager(AsyncKernelManager):
+        async def start_kernel(self, **kw):
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            kw.setdefault("stderr", open(log_path, "ab"))  # noqa: SIM115 (the kernel process owns it)
+            return await super().start_kernel(**kw)
+
+    return QuietKernelManager
+
+
+class _Progress:
+    """One status line per notebook: the cell being run and the time so far (in place on a terminal)."""
+
+    def __init__(self, name: str, n_cells: int, stream=None):
+        self.name, self.n_cells, self.stream = name, n_cells, stream or sys.stdout
+        self.start = time.perf_counter()
+        self.tty = self.stream.isatty()
+
+    def cell(self, cell, cell_index: int, **_) -> None:
+        if self.tty:
+            self.stream.write(f"\r    cell {cell_index + 1}/{self.n_cells}  {time.perf_counter() - self.start:5.0f} s")
+            self.stream.flush()
+
+    def done(self, message: str) -> None:
+        if self.tty:
+            self.stream.write("\r" + " " * 40 + "\r")
+        print(f"    {message} in {time.perf_counter() - self.start:.0f} s", file=self.stream, flush=True)
+
+
+def _execute(nb: Path, target: Path, params: dict, kernel: str | None, log_dir: Path | None = None) -> bool:
+    """Execute one notebook into `target` with papermill (cwd: target's folder); on failure say where, return False.
+
+    The kernel's own stderr goes to `log_dir` (default: logs/ beside `target`) as <notebook>.kernel.log.
+    """
+
+    import nbformat
     import papermill as pm
     from papermill.exceptions import PapermillExecutionError
 
+    _quiet_papermill()
     declared = pm.inspect_notebook(str(nb))
     nb_params = {k: v for k, v in params.items() if k in declared}
     print(f"\n=== {nb.name}  ({', '.join(f'{k}={v}' for k, v in nb_params.items())})", flush=True)
-    start = time.perf_counter()
+    progress = _Progress(nb.name, len(nbformat.read(nb, as_version=4).cells))
     try:
         pm.execute_notebook(str(nb), str(target), parameters=nb_params, cwd=str(target.parent),
-                            kernel_name=kernel, progress_bar=sys.stderr.isatty(), log_output=False)
+                            kernel_name=kernel, progress_bar=False, log_output=False,
+                            kernel_manager_class=_kernel_manager(
+                                Path(log_dir or target.parent / "logs") / f"{nb.stem}.kernel.log"),
+                            extra_arguments=KERNEL_ARGUMENTS,
+                            on_cell_start=progress.cell)
     except PapermillExecutionError as err:
+        progress.done("failed")
         print(f"\nFAILED: {nb.name}, cell {err.exec_count} (execution count): {err.ename}: {err.evalue}\n"
               f"The partially executed notebook is kept at {target}", file=sys.stderr)
         return False
-    print(f"    done in {time.perf_counter() - start:.0f} s -> {target}", flush=True)
+    progress.done(f"done -> {target}")
     return True
 
 
@@ -100,10 +161,15 @@ def run_pipeline(profile: str = "smoke", data: str | None = None, out: str | Non
     """Execute every notebook with the profile's parameters; stop at the first failure and say where.
 
     `reuse`: a folder of finished runs (e.g. the published `reports/`) copied into the run folder first, so that
-    notebooks 02 and 04 reuse them instead of training, where they were trained on the same data.
+    notebooks 02 and 04 reuse them instead of training, where they were trained with the same parameters on the same
+    data. An `extra` name that no notebook declares raises ValueError (a typo would otherwise be dropped silently).
     """
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}: expected one of {sorted(PROFILES)}")
+    unknown = unknown_parameters(extra or {})
+    if unknown:
+        raise ValueError(f"unknown notebook parameter(s) {', '.join(unknown)}: no notebook declares them "
+                         f"(the parameters are: {', '.join(sorted(set().union(*notebook_parameters().values())))})")
     if data not in (None, "", SYNTHETIC):
         data = str(Path(data).expanduser().resolve())  # the notebooks run in run_dir, not here
     run_dir = Path(out or f"runs/{profile}").resolve()
@@ -119,7 +185,8 @@ def run_pipeline(profile: str = "smoke", data: str | None = None, out: str | Non
     if reuse:
         copied = copy_runs(reuse, run_dir, overwrite=False)
         print(f"Reusing the runs in {Path(reuse).resolve()}: {len(copied)} run folder(s) copied into {run_dir}; "
-              "notebooks 02 and 04 reuse them where they were trained on the same data, else they train anew.")
+              "notebooks 02 and 04 reuse a run only where it was trained with the same parameters on the same data, "
+              "and otherwise say what differs and train anew.")
     for nb in notebooks():
         if not _execute(nb, run_dir / nb.name, params, kernel):
             return 1
@@ -167,9 +234,12 @@ def publish(runs: str | Path, out: str | Path = "reports", data: str | None = No
             kernel: str | None = None) -> int:
     """Publish two finished runs into `out`: run folders, executed notebook 05 and its figures, README.md.
 
-    The executed notebook shows no faces (n_gallery=0): FER2013 images must not be committed. `data` is only
-    named in README's re-evaluation command. Refuses a model.keras over MAX_MODEL_MB.
+    The executed notebook shows no faces (n_gallery=0): FER2013 images must not be committed. `data` is named in
+    README's re-evaluation command and given to notebook 05 for its leakage analysis. Refuses a model.keras over
+    MAX_MODEL_MB.
     """
+    import tempfile
+
     import pandas as pd
 
     from .evaluation import markdown_table
@@ -183,7 +253,10 @@ def publish(runs: str | Path, out: str | Path = "reports", data: str | None = No
     copy_runs(runs, out)
     notebook = next(nb for nb in notebooks() if nb.name.startswith("05_"))
     params = {"run_dir": ".", "models_dir": ".", "n_gallery": 0}  # papermill runs it in `out`
-    if not _execute(notebook, out / notebook.name, params, kernel):
+    if data:  # the images, for the leakage analysis (never shown: n_gallery=0)
+        params["data_path"] = str(Path(data).expanduser().resolve())
+    logs = Path(tempfile.mkdtemp(prefix="fer_publish_"))  # not in `out`: reports/ holds only what is published
+    if not _execute(notebook, out / notebook.name, params, kernel, log_dir=logs):
         return 1
     results = out / "results.md"
     body = results.read_text().split("\n", 1)[1].lstrip("\n")  # without its title
@@ -211,7 +284,7 @@ def publish(runs: str | Path, out: str | Path = "reports", data: str | None = No
              "Explore them in the course: open `notebooks/05_error_analysis.ipynb` with "
              f"`models_dir = \"../{out.name}\"`, or `python -m fer_utils run --reuse {out.name}` (notebooks 02 and 04 "
              "then reuse these runs instead of training).", "", "## Figures", "", figures]
-    (out / "README.md").write_text("\n".join(lines))
+    write_text(out / "README.md", "\n".join(lines))
     print(f"Published {', '.join(MODELS)} into {out}; see {out / 'README.md'}")
     return 0
 

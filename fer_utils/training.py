@@ -3,14 +3,20 @@
 Run folder: model.keras (best val accuracy), history.csv, metrics.json, predictions.npz,
 run_info.json, and backup/ (Keras BackupAndRestore) while a run is unfinished. Training the same
 folder again resumes an interrupted run from its backup (run_info.json's epochs_before_resume says so).
+The callbacks list and the `fit` call (`paper_callbacks`, `fit_model`) are written in notebook 04, where each
+argument is explained, and exported here by `python -m fer_utils.export`: edit them there.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import platform
+import shutil
+import signal
 import sys
+import threading
 import time
 from datetime import datetime, timezone
 from importlib import metadata
@@ -24,8 +30,9 @@ from .config import (BATCH_SIZE, CLASSES, EARLY_STOPPING_PATIENCE, LEARNING_RATE
                      REDUCE_LR_FACTOR, REDUCE_LR_MIN, REDUCE_LR_PATIENCE, SCHEDULES)
 from .data import FerData
 from .evaluation import evaluate_splits
-from .models import build_model
-
+from .models import build_model, compile_model
+from .runfolder import (BACKUP, BEST, FIT_FINISHED, HISTORY, METADATA, WEIGHTS, commit_backup, link_or_copy,
+                        replace_file, resume_state, save_npz, write_csv, write_json)
 
 
 def cpu_has_bf16() -> bool:
@@ -65,49 +72,203 @@ def resolve_precision(precision: str = "auto") -> str:
 
 
 class EpochLog(keras.callbacks.Callback):
-    """Adds the epoch's wall seconds and learning rate to the logs (so CSVLogger records them)."""
+    """Adds the epoch's wall seconds, its training steps' seconds and the learning rate to the logs (history.csv).
+
+    `epoch_seconds` is the whole epoch: training steps, validation and the other callbacks' work. `train_seconds` is
+    the training steps alone, from the epoch's start to the end of its last training batch. (A callback with a batch
+    hook makes Keras hand it each step's results as numbers, so that end is the step's, even on a GPU.)
+    """
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
+        self._start = self._steps_done = time.perf_counter()
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._steps_done = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
         logs["epoch_seconds"] = time.perf_counter() - self._start
+        logs["train_seconds"] = self._steps_done - self._start
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
 
 
-def paper_callbacks(out: Path, patience: int = EARLY_STOPPING_PATIENCE,
-                    reduce_lr: bool = True) -> list[keras.callbacks.Callback]:
-    """The paper's EarlyStopping, ModelCheckpoint and ReduceLROnPlateau, plus a CSV log and resumable backups.
+class TestSplitsLog(keras.callbacks.Callback):
+    """Logs loss and accuracy on PublicTest, PrivateTest and all 7,178 test images after every epoch.
 
-    When `out` holds an interrupted run, its best val accuracy so far is the bar a resumed epoch must beat
-    to overwrite model.keras (and to reset EarlyStopping's patience).
+    Whatever split chooses the checkpoint, history.csv then holds both ways of reading a run: the paper's
+    (the best epoch by `test_all_accuracy`, the test set choosing) and the clean one (`private_test_accuracy`
+    at the epoch that `public_test_accuracy` chose). Nothing here feeds back into training.
     """
-    resumed_best = _best_val_accuracy_so_far(out)
-    plateau = [keras.callbacks.ReduceLROnPlateau(monitor="val_accuracy", mode="max", factor=REDUCE_LR_FACTOR,
-                                                 patience=REDUCE_LR_PATIENCE, min_lr=REDUCE_LR_MIN, verbose=1)]
-    return [
-        EpochLog(),
-        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
-                                      restore_best_weights=True, baseline=resumed_best, verbose=1),
-        keras.callbacks.ModelCheckpoint(out / "model.keras", monitor="val_accuracy", mode="max",
-                                        save_best_only=True, initial_value_threshold=resumed_best),
-        *(plateau if reduce_lr else []),
-        keras.callbacks.CSVLogger(out / "history.csv", append=True),
-        keras.callbacks.BackupAndRestore(out / "backup"),
-    ]
+
+    SPLITS = {"public_test": "val", "private_test": "test"}
+
+    def __init__(self, data: FerData):
+        super().__init__()
+        self._sets = {name: data.xy(split) for name, split in self.SPLITS.items()}
+
+    def on_epoch_end(self, epoch, logs=None):
+        from .evaluation import loss_and_accuracy, predict_proba
+
+        total = {"loss": 0.0, "accuracy": 0.0, "n": 0}
+        for name, (x, y) in self._sets.items():
+            scores = loss_and_accuracy(predict_proba(self.model, x), y)
+            logs[f"{name}_loss"], logs[f"{name}_accuracy"] = scores["loss"], scores["accuracy"]
+            for key in ("loss", "accuracy"):
+                total[key] += scores[key] * scores["n"]
+            total["n"] += scores["n"]
+        for key in ("loss", "accuracy"):
+            logs[f"test_all_{key}"] = total[key] / max(total["n"], 1)
 
 
-def _interrupted_history(out: Path) -> dict[str, list[float]]:
-    """history.csv of an interrupted run in `out` (one that left a backup), else {}."""
-    if not ((out / "backup").exists() and (out / "history.csv").exists()):
-        return {}
-    return _read_history(out / "history.csv")
+class SafeCSVLogger(keras.callbacks.Callback):
+    """keras.callbacks.CSVLogger's history (an `epoch` column, then the logs), rewritten atomically every epoch.
+
+    Keras appends a line to an open file, so a process killed mid-write leaves a torn row; this rewrites the whole
+    file through a temporary one, so history.csv always holds complete epochs. A resumed run continues its rows.
+    """
+
+    def __init__(self, filename: str | os.PathLike):
+        super().__init__()
+        self.filename = Path(filename)
+
+    def on_train_begin(self, logs=None):
+        self._rows = pd.read_csv(self.filename).to_dict("records") if self.filename.exists() else []
+
+    def on_epoch_end(self, epoch, logs=None):
+        self._rows.append({"epoch": epoch, **{k: float(v) for k, v in sorted((logs or {}).items())}})
+        write_csv(self.filename, pd.DataFrame(self._rows))
 
 
-def _best_val_accuracy_so_far(out: Path) -> float | None:
-    """The best val accuracy logged by an interrupted run in `out` that saved a checkpoint, else None."""
-    logged = _interrupted_history(out).get("val_accuracy", [])
-    return float(max(logged)) if logged and (out / "model.keras").exists() else None
+class SafeModelCheckpoint(keras.callbacks.ModelCheckpoint):
+    """keras.callbacks.ModelCheckpoint that saves to a temporary file and renames it over `filepath`.
+
+    A process killed while Keras writes the zip would otherwise leave a model.keras that does not load.
+    """
+
+    def __init__(self, filepath: str | os.PathLike, **kwargs):
+        self.final_path = Path(filepath)
+        self._partial = self.final_path.with_name(f".{self.final_path.stem}.partial.keras")
+        super().__init__(str(self._partial), **kwargs)
+
+    def on_epoch_end(self, epoch, logs=None):
+        super().on_epoch_end(epoch, logs)
+        if self._partial.exists():
+            replace_file(self._partial, self.final_path)
+
+
+class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
+    """keras.callbacks.BackupAndRestore whose backup folder is replaced as a whole after every epoch.
+
+    The folder holds the weights (with the optimizer state), the epoch, and hard links to that epoch's history.csv
+    and model.keras, so a resumed run restores all four from one instant (`fer_utils.runfolder.resume_state`).
+    Place it after the history and checkpoint callbacks. It is kept when fit ends (marked finished) and removed by
+    `train` once the run folder is complete, so a run killed while writing its results resumes without retraining.
+    """
+
+    def __init__(self, backup_dir: str | os.PathLike):
+        super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
+        self._dir = Path(backup_dir)
+
+    def _save_model(self):
+        out = self._dir.parent
+
+        def write_into(folder: Path) -> None:
+            self.model.save_weights(folder / WEIGHTS)
+            (folder / METADATA).write_text(json.dumps({"epoch": self._current_epoch, "batch": -1}))
+            for source, name in ((out / HISTORY, HISTORY), (out / "model.keras", BEST)):
+                if source.exists():
+                    link_or_copy(source, folder / name)
+
+        commit_backup(self._dir, write_into)
+
+    def on_train_end(self, logs=None):
+        if self._dir.exists():
+            write_json(self._dir / FIT_FINISHED, {"finished": True})
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Raised out of `fit` after Ctrl-C (SIGINT) or SIGTERM, at the first batch end after the signal."""
+
+
+class ResumeCounters(keras.callbacks.Callback):
+    """Gives EarlyStopping and ReduceLROnPlateau, on a resumed run, the counts an uninterrupted run would have.
+
+    Both reset their "epochs without improvement" in `on_train_begin`, so a resumed run would stop, and lower its
+    rate, up to `patience` epochs late. This replays the interrupted run's logged epochs (history.csv rows: val
+    accuracy and the rate used) through their own `on_epoch_end` against a stand-in model, so nothing real changes.
+    Place it after both in the callbacks list.
+    """
+
+    def __init__(self, history: dict[str, list[float]], callbacks: list[keras.callbacks.Callback]):
+        super().__init__()
+        self._rows = pd.DataFrame(history).to_dict("records") if history else []
+        self._targets = [cb for cb in callbacks
+                         if isinstance(cb, (keras.callbacks.EarlyStopping, keras.callbacks.ReduceLROnPlateau))]
+
+    def on_train_begin(self, logs=None):
+        for cb in self._targets:
+            stand_in = _StandInModel()
+            real, cb_baseline, cb_verbose = cb.model, getattr(cb, "baseline", None), cb.verbose
+            cb.set_model(stand_in)
+            if isinstance(cb, keras.callbacks.EarlyStopping):
+                cb.baseline = None  # the replayed epochs themselves set the bar the baseline stood for
+            cb.verbose = 0
+            try:
+                for epoch, row in enumerate(self._rows):
+                    stand_in.optimizer.learning_rate = row.get("learning_rate", 0.0)
+                    cb.on_epoch_end(epoch, {k: v for k, v in row.items() if k != "epoch"})
+            finally:
+                cb.set_model(real)
+                cb.verbose = cb_verbose
+                if isinstance(cb, keras.callbacks.EarlyStopping):
+                    cb.baseline, cb.best_weights, cb.stopped_epoch = cb_baseline, None, 0
+
+
+class _StandInModel:
+    """What EarlyStopping and ReduceLROnPlateau touch of a model, detached from the real one."""
+
+    def __init__(self):
+        self.optimizer = type("StandInOptimizer", (), {"learning_rate": 0.0})()
+        self.stop_training = False
+
+    def get_weights(self):
+        return None
+
+
+class StopOnSignal(keras.callbacks.Callback):
+    """Turns SIGINT and SIGTERM into a clean stop at a safe point.
+
+    While `fit` runs, a signal only raises a flag, so a file being written is finished; at the next batch end
+    `TrainingInterrupted` leaves `fit`, and the run folder keeps its last complete epoch (the backup).
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.received: str | None = None
+        self._previous: dict = {}
+
+    def on_train_begin(self, logs=None):
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self._previous[sig] = signal.signal(sig, self._raise_flag)
+
+    def _raise_flag(self, signum, frame):
+        self.received = signal.Signals(signum).name
+
+    def restore(self) -> None:
+        """Give the signals back to their previous handlers."""
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+        self._previous = {}
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.received:
+            raise TrainingInterrupted(self.received)
+
+    on_epoch_begin = on_train_batch_end
+
+    def on_train_end(self, logs=None):
+        self.restore()
 
 
 def learning_rate_schedule(schedule: str, learning_rate: float, steps_per_epoch: int, epochs: int):
@@ -148,14 +309,87 @@ def training_inputs(x: np.ndarray, onehot: np.ndarray, batch_size: int, seed: in
     return dict(x=images, steps_per_epoch=steps_per_epoch(len(x), batch_size), shuffle=False)  # the pipeline shuffles
 
 
+def _interrupted_history(out: Path) -> dict[str, list[float]]:
+    """history.csv of an interrupted run in `out` (one that left a backup), else {}."""
+    if not ((out / BACKUP).exists() and (out / HISTORY).exists()):
+        return {}
+    return _read_history(out / HISTORY)
+
+
+def resumed_best_val_accuracy(out: Path) -> float | None:
+    """The best val accuracy of an interrupted run in `out` that saved a checkpoint (the bar a resumed epoch must
+    beat), else None."""
+    logged = _interrupted_history(out).get("val_accuracy", [])
+    return float(max(logged)) if logged and (out / "model.keras").exists() else None
+
+
+# ---- notebooks/04_se_cnn_training.ipynb, cells `#@save training` (edit there; python -m fer_utils.export) ----
+def paper_callbacks(out: Path, patience: int = EARLY_STOPPING_PATIENCE,
+                    reduce_lr: bool = True) -> list[keras.callbacks.Callback]:
+    """The paper's EarlyStopping, ModelCheckpoint and ReduceLROnPlateau, plus a CSV log and a resumable backup.
+
+    Args:
+        out: the run folder, where model.keras, history.csv and backup/ are written.
+        patience: EarlyStopping's patience in epochs (the paper: 16).
+        reduce_lr: include ReduceLROnPlateau (False under a schedule that sets the rate itself).
+
+    Returns:
+        The callbacks for `fit`, in order; the backup is last, as it keeps what the CSV log and the checkpoint wrote.
+    """
+    resumed_best = resumed_best_val_accuracy(out)  # None unless `out` holds an interrupted run
+    callbacks = [
+        EpochLog(),
+        keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
+                                      restore_best_weights=True, baseline=resumed_best, verbose=1),
+        SafeModelCheckpoint(out / "model.keras", monitor="val_accuracy", mode="max", save_best_only=True,
+                            initial_value_threshold=resumed_best),
+    ]
+    if reduce_lr:
+        callbacks.append(keras.callbacks.ReduceLROnPlateau(
+            monitor="val_accuracy", mode="max", factor=REDUCE_LR_FACTOR, patience=REDUCE_LR_PATIENCE,
+            min_lr=REDUCE_LR_MIN, verbose=1))
+    callbacks += [SafeCSVLogger(out / HISTORY), SafeBackupAndRestore(out / BACKUP)]
+    return callbacks
+
+
+def fit_model(model: keras.Model, x_train: np.ndarray, y_train: np.ndarray,
+              validation_data: tuple[np.ndarray, np.ndarray], callbacks: list[keras.callbacks.Callback],
+              epochs: int = MAX_EPOCHS, batch_size: int = BATCH_SIZE, seed: int = 0,
+              verbose: int | str = "auto") -> keras.callbacks.History:
+    """Train a compiled model with `model.fit`, validating after every epoch.
+
+    Args:
+        model: a model compiled by `compile_model`.
+        x_train: the training images, uint8 (N, 48, 48, 1).
+        y_train: their labels, integers 0-6 (N,).
+        validation_data: the images and labels that the callbacks watch (PublicTest, or all test images).
+        callbacks: `paper_callbacks(out)`, with any others to run.
+        epochs: the most epochs to run (the paper: 100).
+        batch_size: images per step (the paper: 64).
+        seed: seeds the order in which the training images are shown.
+        verbose: 2 for one line per epoch, 1 for a progress bar, 0 for silence.
+
+    Returns:
+        Keras' History of this fit (history.csv holds the same numbers, for every epoch of the run).
+    """
+    x_val, y_val = validation_data
+    n_classes = len(CLASSES)
+    return model.fit(
+        **training_inputs(x_train, keras.utils.to_categorical(y_train, n_classes), batch_size, seed),
+        validation_data=(x_val, keras.utils.to_categorical(y_val, n_classes)),
+        epochs=epochs,
+        callbacks=callbacks,
+        verbose=verbose,
+    )
+# ---- end of notebooks/04_se_cnn_training.ipynb ----
+
+
 def compiled_model(model_kind: str, learning_rate=LEARNING_RATE, compile_kwargs: dict | None = None,
                    **model_kwargs) -> keras.Model:
-    """`build_model(model_kind, **model_kwargs)` compiled with the paper's Adam (`learning_rate`: a number or a
-    schedule), categorical cross-entropy and accuracy; `compile_kwargs` go to `compile` as they are."""
-    model = build_model(model_kind, **model_kwargs)
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
-                  metrics=["accuracy"], **(compile_kwargs or {}))
-    return model
+    """`build_model(model_kind, **model_kwargs)` compiled by `models.compile_model` (the paper's Adam at
+    `learning_rate`, a number or a schedule, categorical cross-entropy and accuracy; notebook 02 writes it);
+    `compile_kwargs` go to `compile` as they are."""
+    return compile_model(build_model(model_kind, **model_kwargs), learning_rate, **(compile_kwargs or {}))
 
 
 def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = MAX_EPOCHS,
@@ -164,15 +398,42 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
           schedule: str = "plateau", verbose: int | str = "auto", **model_kwargs) -> dict:
     """Train 'baseline' or 'se' on `data` with the paper's recipe; write the run folder; return metrics.
 
-    schedule="plateau" is the paper's (ReduceLROnPlateau); "cosine" is the short fixed schedule of the quick profile.
+    The model is `compiled_model(model_kind, ...)`, trained by notebook 04's `fit_model` with
+    `[TestSplitsLog(data), *paper_callbacks(out, ...), ResumeCounters(...), StopOnSignal()]`. An interrupted run
+    in `out` is resumed from its backup (with EarlyStopping's and ReduceLROnPlateau's counts replayed from its
+    history); backup/ is removed only once run_info.json, the last file of the run folder, is written.
+
+    Args:
+        model_kind: "baseline" or "se".
+        data: the images; training on "train", validating on PublicTest or all test images (`protocol`).
+        out: the run folder (created; an interrupted run in it is resumed, anything else is overwritten).
+        epochs: the most epochs (the paper: 100; EarlyStopping usually stops sooner).
+        batch_size: images per step (the paper: 64).
+        learning_rate: Adam's rate (the paper: 0.002); the peak rate under the cosine schedule.
+        seed: seeds the weights, the shuffling and the augmentation.
+        protocol: "clean" validates on PublicTest, "paper" on all 7,178 test images (the paper's way).
+        precision: "float32", "mixed_bfloat16", or "auto" (bf16 where the hardware computes it natively).
+        patience: EarlyStopping's patience in epochs (the paper: 16).
+        schedule: "plateau" is the paper's (ReduceLROnPlateau); "cosine" the short fixed schedule of the quick
+            profile.
+        verbose: Keras' fit verbosity (2: one line per epoch).
+        **model_kwargs: options of the model builder (filters, dense_units, se_ratio, flip, ...).
+
+    Returns:
+        The metrics written to metrics.json: loss, accuracy and confusion matrix per split, best epoch, epochs run.
+
+    Raises:
+        TrainingInterrupted: after SIGINT or SIGTERM; the run folder keeps its last complete epoch.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}: expected one of {sorted(PROTOCOLS)}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    if not (out / "backup").exists():  # a fresh run, not the resumption of an interrupted one
-        (out / "history.csv").unlink(missing_ok=True)
-    epochs_before_resume = len(_interrupted_history(out).get("epoch", []))
+    epochs_before_resume = resume_state(out)  # the last good state of an interrupted run, else a fresh start
+    fit_finished = (out / BACKUP / FIT_FINISHED).exists()  # killed while writing its results: only those remain
+    if epochs_before_resume:
+        print(f"Resuming the interrupted run in {out} after epoch {epochs_before_resume}"
+              + (" (training had finished; writing its results)" if fit_finished else ""))
     params = dict(model=model_kind, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                   protocol=protocol, precision=precision, patience=patience, schedule=schedule, **model_kwargs)
     resolved = resolve_precision(precision)
@@ -180,47 +441,148 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
     keras.mixed_precision.set_global_policy(resolved)
     try:
         x_train, y_train = data.xy("train")
-        x_val, y_val = data.xy(PROTOCOLS[protocol])
         lr = learning_rate_schedule(schedule, learning_rate, steps_per_epoch(len(y_train), batch_size), epochs)
         model = compiled_model(model_kind, lr, **model_kwargs)
-        n_classes = len(CLASSES)
         start = time.perf_counter()
-        model.fit(**training_inputs(x_train, keras.utils.to_categorical(y_train, n_classes), batch_size, seed),
-                  epochs=epochs, validation_data=(x_val, keras.utils.to_categorical(y_val, n_classes)),
-                  callbacks=paper_callbacks(out, patience, reduce_lr=schedule == "plateau"), verbose=verbose)
-        fit_seconds = time.perf_counter() - start
+        stop_on_signal = StopOnSignal()
+        try:
+            if not fit_finished:
+                recipe = paper_callbacks(out, patience, schedule == "plateau")
+                callbacks = [TestSplitsLog(data), *recipe, ResumeCounters(_interrupted_history(out), recipe),
+                             stop_on_signal]
+                fit_model(model, x_train, y_train, data.xy(PROTOCOLS[protocol]), callbacks, epochs=epochs,
+                          batch_size=batch_size, seed=seed, verbose=verbose)
+        except TrainingInterrupted as stop:
+            done = len(pd.read_csv(out / BACKUP / HISTORY)) if (out / BACKUP / HISTORY).exists() else 0
+            raise TrainingInterrupted(
+                f"Stopped by {stop.args[0]}: {out} keeps its last complete epoch ({done}); run the same command "
+                "again to resume from there") from None
+        finally:
+            stop_on_signal.restore()
+        fit_seconds = None if fit_finished else time.perf_counter() - start
     finally:
         keras.mixed_precision.set_global_policy("float32")
     best = keras.models.load_model(out / "model.keras")
     metrics, predictions = evaluate_splits(best, data)
-    history = _read_history(out / "history.csv")
+    history = _read_history(out / HISTORY)
     metrics.update(model=model_kind, best_epoch=int(np.argmax(history["val_accuracy"])) + 1,
                    epochs_run=len(history["val_accuracy"]))
-    _write_json(out / "metrics.json", metrics)
-    np.savez_compressed(out / "predictions.npz", **predictions)
-    epoch_seconds = history.get("epoch_seconds", [])
-    _write_json(out / "run_info.json", dict(
+    write_json(out / "metrics.json", metrics)
+    save_npz(out / "predictions.npz", **predictions)
+    epoch_seconds = _logged(history, "epoch_seconds")
+    train_seconds = _logged(history, "train_seconds")  # absent from the rows of runs resumed from older versions
+    write_json(out / "run_info.json", dict(
         params=params, precision=resolved, keras_backend=keras.backend.backend(), accelerator=accelerator(),
         data_source=data.source, synthetic_data=data.synthetic, counts=data.counts(),
         epochs_run=metrics["epochs_run"], best_epoch=metrics["best_epoch"], fit_wall_seconds=fit_seconds,
         epochs_before_resume=epochs_before_resume,
         mean_epoch_seconds=float(np.mean(epoch_seconds)) if epoch_seconds else None,
-        train_images_per_second=len(y_train) / float(np.median(epoch_seconds)) if epoch_seconds else None,
+        median_train_seconds=float(np.median(train_seconds)) if train_seconds else None,
+        # training images over the median seconds of an epoch's training steps (validation and callbacks left out;
+        # runs before these fields recorded `train_images_per_second`, the same over whole epochs)
+        train_step_images_per_second=len(y_train) / float(np.median(train_seconds)) if train_seconds else None,
         parameters=best.count_params(), finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         command="a notebook (Jupyter kernel)" if "ipykernel" in sys.argv[0] else " ".join(sys.argv),
         **environment()))
+    shutil.rmtree(out / BACKUP, ignore_errors=True)  # the run folder is complete: nothing left to resume
     return metrics
 
 
-def train_or_reuse(model_kind: str, data: FerData, out: str | os.PathLike, reuse: bool = True, **kwargs) -> dict:
-    """Reuse a finished run folder trained on the same data when `reuse`, else `train` into it."""
+def _logged(history: dict[str, list[float]], column: str) -> list[float]:
+    """A history.csv column without its empty cells (rows written before the column existed)."""
+    return [float(v) for v in history.get(column, []) if np.isfinite(v)]
+
+
+NOT_TRAINING_PARAMS = ("verbose",)
+"""`train` arguments that do not change what is trained (left out of the reuse check)."""
+_TRAIN_DEFAULTS = {name: p.default for name, p in inspect.signature(train).parameters.items()
+                   if p.default is not inspect.Parameter.empty}
+
+
+def training_params(model_kind: str, **kwargs) -> dict:
+    """Every parameter that decides what `train(model_kind, ..., **kwargs)` trains, defaults filled in.
+
+    `train`'s own defaults (epochs, seed, schedule, protocol, precision...) and the model builder's (filters,
+    dense_units, flip, batch_norm, dropout, se_ratio...) complete `kwargs`, so a run folder that recorded only what
+    was passed explicitly compares equal to a call that spells out the defaults. Sequences become tuples.
+
+    Args:
+        model_kind: "baseline" or "se".
+        **kwargs: keyword arguments of `train` (model options included), as passed or as recorded in run_info.json.
+
+    Returns:
+        A dict with "model" and one entry per training parameter.
+    """
+    from .models import MODEL_BUILDERS, build_cnn
+
+    if model_kind not in MODEL_BUILDERS:
+        raise ValueError(f"unknown model {model_kind!r}: expected one of {sorted(MODEL_BUILDERS)}")
+    defaults = dict(_TRAIN_DEFAULTS)
+    defaults.update({name: p.default for name, p in inspect.signature(build_cnn).parameters.items()
+                     if name not in ("name", "se_ratio")})
+    defaults.update({name: p.default for name, p in inspect.signature(MODEL_BUILDERS[model_kind]).parameters.items()
+                     if p.default is not inspect.Parameter.empty})
+    defaults["se_ratio"] = defaults.get("se_ratio")  # None for the baseline
+    params = {**defaults, **kwargs, "model": model_kind}
+    return {k: tuple(v) if isinstance(v, (list, tuple)) else v for k, v in params.items()
+            if k not in NOT_TRAINING_PARAMS}
+
+
+def reuse_differences(run_info: dict, data: FerData, model_kind: str, **kwargs) -> list[str]:
+    """Why a finished run (its run_info.json) is not what `train(model_kind, data, ..., **kwargs)` would train.
+
+    Returns one line per training parameter or data property that differs; [] when the run can be reused.
+    """
+    recorded = dict(run_info.get("params", {}))
+    asked = training_params(model_kind, **kwargs)
+    recorded = training_params(recorded.pop("model", "?"), **recorded) if recorded.get("model") in ("baseline", "se") \
+        else {"model": recorded.get("model")}
+    differences = []
+    for name in sorted(set(asked) | set(recorded)):
+        mine, theirs = asked.get(name), recorded.get(name)
+        if name == "precision" and mine == run_info.get("precision"):
+            continue  # an explicit precision equal to the one "auto" chose for that run
+        if mine != theirs:
+            differences.append(f"{name}: the run has {theirs!r}, asked for {mine!r}")
+    if run_info.get("synthetic_data") != data.synthetic:
+        differences.append(f"data: the run used {'synthetic' if run_info.get('synthetic_data') else 'FER2013'} "
+                           f"data, this is {'synthetic' if data.synthetic else 'FER2013'}")
+    elif run_info.get("counts") != data.counts():
+        differences.append(f"data: the run's images per split and class differ from these "
+                           f"({run_info.get('data_source')} vs {data.source})")
+    return differences
+
+
+def train_or_reuse(model_kind: str, data: FerData, out: str | os.PathLike, reuse: bool = True,
+                   retrain: bool = True, **kwargs) -> dict:
+    """Reuse the finished run in `out` when it was trained exactly as asked, else `train` into it.
+
+    A run is reused only when every training parameter (`training_params`: model, widths, seed, epochs, schedule,
+    protocol, flip, batch norm, dropout, precision...) and the data (images per split and class) match.
+
+    Args:
+        model_kind: "baseline" or "se".
+        data: the data to train on (and to compare with the run's).
+        out: the run folder.
+        reuse: look for a finished run in `out` first (False: always train).
+        retrain: when the run in `out` differs, train anew (True) or raise ValueError naming what differs (False).
+        **kwargs: passed to `train`.
+
+    Returns:
+        The run's metrics (metrics.json).
+    """
     out = Path(out)
     if reuse and (out / "metrics.json").is_file() and (out / "run_info.json").is_file():
         info = json.loads((out / "run_info.json").read_text())
-        if info["counts"] == data.counts() and info["synthetic_data"] == data.synthetic:
-            print(f"Reusing the finished run in {out} (trained on {info['data_source']}; reuse=False retrains)")
+        differences = reuse_differences(info, data, model_kind, **kwargs)
+        if not differences:
+            print(f"Reusing the finished run in {out} (trained on {info['data_source']} with the same parameters; "
+                  "reuse=False retrains)")
             return json.loads((out / "metrics.json").read_text())
-        print(f"Not reusing {out}: it was trained on other data ({info['data_source']})")
+        message = f"Not reusing {out}: it was trained differently.\n  " + "\n  ".join(differences)
+        if not retrain:
+            raise ValueError(message)
+        print(message + "\nTraining anew.")
     return train(model_kind, data, out, **kwargs)
 
 
@@ -245,7 +607,3 @@ def environment() -> dict:
 def _read_history(path: Path) -> dict[str, list[float]]:
     """history.csv as columns of floats."""
     return pd.read_csv(path).to_dict(orient="list")
-
-
-def _write_json(path: Path, obj: dict) -> None:
-    path.write_text(json.dumps(obj, indent=2) + "\n")

@@ -7,6 +7,7 @@ independently of fer_utils.config, so a wrong constant in the package cannot agr
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -177,3 +178,44 @@ def pytest_configure(config):
     # inside Keras, on every predict. Not ours to fix and it drowns the summary; silence only that one.
     config.addinivalue_line(
         "filterwarnings", "ignore:__array__ implementation doesn't accept a copy keyword:DeprecationWarning")
+
+
+# --- `make test-fast` trains nothing: a test that is not marked slow cannot call keras.Model.fit ------------
+
+
+def _refuse_fit(nodeid: str):
+    def fit(*args, **kwargs):
+        pytest.fail(f"{nodeid} trains a model (keras.Model.fit) but is not marked slow: mark it "
+                    "@pytest.mark.slow, so that `make test-fast` (pytest -m 'not slow') trains nothing", pytrace=False)
+
+    return fit
+
+
+@contextlib.contextmanager
+def _fit_refused_unless_slow(item):
+    """While a test that is not marked slow sets up or runs (fixtures included), keras.Model.fit fails the test.
+
+    Every training path of the package (train, the CLI, the notebooks' cells) ends in keras.Model.fit; notebooks
+    and CLI runs in a subprocess start a kernel or a Python and are slow by construction. pytest.fail raises a
+    BaseException, which no `except Exception` in the code under test can swallow.
+    """
+    if item.get_closest_marker("slow"):
+        yield
+        return
+    import keras
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(keras.Model, "fit", _refuse_fit(item.nodeid))
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_setup(item):
+    with _fit_refused_unless_slow(item):  # a module- or session-scoped fixture is set up here, for its first test
+        yield
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_call(item):
+    with _fit_refused_unless_slow(item):
+        yield

@@ -9,10 +9,13 @@ from pathlib import Path
 
 import keras
 import numpy as np
+import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
 train_speed = importlib.import_module("train_speed")
 epoch_time = importlib.import_module("epoch_time")
+
+pytestmark = pytest.mark.slow  # each test fits a (tiny) model: `make test-fast` trains nothing
 
 
 def tiny_model(steps_per_execution: int = 1) -> keras.Model:

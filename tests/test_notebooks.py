@@ -9,8 +9,13 @@ from fer_utils.pipeline import PROFILES, notebooks
 NOTEBOOKS = notebooks()
 
 
-def test_the_five_course_notebooks_are_there_in_order():
-    assert [nb.name[:3] for nb in NOTEBOOKS] == ["01_", "02_", "03_", "04_", "05_"]
+COURSE = ("01_data_exploration.ipynb", "02_baseline_cnn.ipynb", "03_se_block_derivation.ipynb",
+          "04_se_cnn_training.ipynb", "05_error_analysis.ipynb", "06_where_the_networks_look.ipynb",
+          "07_try_it_yourself.ipynb")
+
+
+def test_the_seven_course_notebooks_are_there_in_order():
+    assert tuple(nb.name for nb in NOTEBOOKS) == COURSE
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
@@ -41,3 +46,61 @@ def test_every_profile_setting_is_a_parameter_of_some_notebook(profile):
 
     declared = set().union(*(pm.inspect_notebook(str(path)) for path in NOTEBOOKS))
     assert set(PROFILES[profile]) - declared == set()
+
+
+# Each notebook parameter that is a course setting, and the config constant that is its default.
+CONFIG_DEFAULTS = {"epochs": "MAX_EPOCHS", "precision": "PRECISION", "schedule": "SCHEDULE", "protocol": "PROTOCOL",
+                   "filters": "FILTERS", "dense_units": "DENSE_UNITS", "dense_dropout": "DENSE_DROPOUT",
+                   "se_ratio": "SE_RATIO"}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_notebook_parameter_defaults_are_the_config_defaults(path):
+    import ast
+
+    import papermill as pm
+
+    from fer_utils import config
+
+    declared = pm.inspect_notebook(str(path))
+    for name, constant in CONFIG_DEFAULTS.items():
+        if name in declared:
+            assert ast.literal_eval(declared[name]["default"]) == getattr(config, constant), (path.name, name)
+
+
+@pytest.mark.parametrize("name", ["02_baseline_cnn.ipynb", "04_se_cnn_training.ipynb"])
+def test_training_notebooks_take_every_model_and_training_option(name):
+    import papermill as pm
+
+    wanted = {"epochs", "seed", "precision", "schedule", "protocol", "filters", "dense_units", "flip", "dense_dropout",
+              "batch_norm", "reuse"}
+    assert wanted - set(pm.inspect_notebook(str(next(p for p in NOTEBOOKS if p.name == name)))) == set()
+
+
+@pytest.mark.parametrize("name", ["02_baseline_cnn.ipynb", "04_se_cnn_training.ipynb"])
+def test_the_model_a_notebook_describes_is_built_with_the_options_it_trains_with(name):
+    """The summarised model and the trained one get the same `model_options` (and the run is checked against it)."""
+    cells = ["".join(c["source"]) for c in json.loads((NOTEBOOKS[0].parent / name).read_text())["cells"]]
+    source = "\n".join(cells)
+    for option in ("filters", "dense_units", "dense_dropout", "batch_norm", "flip"):
+        assert f"{option}={option}" in source or f"{option}=tuple({option})" in source, option
+    assert source.count("**model_options") >= 2
+    assert 'run["run_info"]["parameters"] ==' in source
+
+
+def test_exercises_ask_only_for_parameters_the_notebooks_have():
+    """05's exercise 2 asks for `protocol = "paper"` in notebooks 02 and 04."""
+    import papermill as pm
+
+    for path in NOTEBOOKS:
+        if path.name[:2] in ("02", "04"):
+            assert "protocol" in pm.inspect_notebook(str(path))
+
+
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name[:2] in ("01", "02", "03", "04", "05")],
+                         ids=lambda p: p.name)
+def test_notebooks_announce_synthetic_data_once(path):
+    """load_data(quiet=True) leaves the banner to one print(describe(data))."""
+    source = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
+    assert source.count("load_data(") == source.count("quiet=True") == 1
+    assert source.count("describe(data)") == 1

@@ -36,6 +36,7 @@ def test_copy_runs_names_every_missing_file(tmp_path):
     assert str(tmp_path / "baseline" / "metrics.json") not in str(err.value)
 
 
+@pytest.mark.slow  # finished_runs trains two models
 def test_copy_runs_leaves_a_finished_run_alone_unless_told_to_overwrite(finished_runs, tmp_path):
     (tmp_path / "se").mkdir()
     (tmp_path / "se" / "metrics.json").write_text('{"mine": true}')
@@ -46,6 +47,7 @@ def test_copy_runs_leaves_a_finished_run_alone_unless_told_to_overwrite(finished
     assert copied.read_bytes() == original.read_bytes()
 
 
+@pytest.mark.slow  # finished_runs trains two models
 def test_publish_refuses_a_model_over_the_size_limit(finished_runs, tmp_path, monkeypatch):
     monkeypatch.setattr(pipeline, "MAX_MODEL_MB", 0.001)
     with pytest.raises(ValueError, match=r"baseline.model\.keras.*over the 0.001 MB"):
@@ -80,7 +82,7 @@ def test_published_readme_embeds_every_figure_it_names(published):
     _, out = published
     readme = (out / "README.md").read_text()
     figures = sorted((out / "figures").glob("*.png"))
-    assert {"05_curves_baseline.png", "05_curves_se.png", "05_confusion_counts.png"} <= {p.name for p in figures}
+    assert {"05_curves.png", "05_reliability.png", "05_confusion_counts.png"} <= {p.name for p in figures}
     for png in figures:
         assert f"](figures/{png.name})" in readme
 

@@ -23,8 +23,8 @@ def metrics(kind: str) -> dict:
 
 def table_row(kind: str) -> list[str]:
     """Our row of Table 1 in reports/README.md: train loss, train acc, test loss, test acc, PrivateTest acc."""
-    line = next(l for l in (REPORTS / "README.md").read_text().splitlines()
-                if l.startswith(f"| {ROW[kind]} | this run |"))
+    line = next(row for row in (REPORTS / "README.md").read_text().splitlines()
+                if row.startswith(f"| {ROW[kind]} | this run |"))
     return [cell.strip() for cell in line.strip("|").split("|")][2:]
 
 
@@ -63,4 +63,26 @@ def test_reevaluating_a_published_model_reproduces_its_test_accuracy(kind, capsy
 
     assert main(["evaluate", str(REPORTS / kind / "model.keras"), "--split", "test_all", "--data", REAL_DATA]) == 0
     accuracy = float(re.search(r"accuracy (\d\.\d+)", capsys.readouterr().out).group(1))
-    assert f"{accuracy:.2%}" == table_row(kind)[3]
+    # Not the table's string exactly: the models compute in bf16 (their saved dtype policy), and bf16 kernels round
+    # differently on another CPU (AMX, AVX512-BF16, emulated) or a GPU, so an image whose top two probabilities
+    # are nearly tied may flip, and one flip moves the accuracy by 1/7,178 = 0.014 points, enough to change the
+    # table's second decimal. Measured on the publishing machine: evaluating both models wholly in float32 (the
+    # most different arithmetic) flipped 65 and 60 of 7,178 predictions, which moved the accuracy by 2 and 0
+    # images (flips go both ways). 0.2 points (14 images) is far above that and far below what a real fault
+    # (wrong preprocessing, model, split or class order: whole points) would show.
+    published = metrics(kind)["test_all_accuracy"]
+    assert f"{published:.2%}" == table_row(kind)[3]
+    assert abs(accuracy - published) <= 0.002, (accuracy, published)
+
+
+def test_published_notebook_06_ran_without_faces_and_without_errors():
+    """Notebook 06 is published with show_faces = False: Grad-CAM maps without the faces, no FER+ gallery."""
+    path = REPORTS / "06_where_the_networks_look.ipynb"
+    if not path.is_file():
+        pytest.skip("reports/06_where_the_networks_look.ipynb is not published")
+    cells = json.loads(path.read_text())["cells"]
+    injected = "".join(next(c["source"] for c in cells if "injected-parameters" in c["metadata"].get("tags", [])))
+    assert "show_faces = False" in injected
+    assert not [o for c in cells if c["cell_type"] == "code" for o in c["outputs"] if o["output_type"] == "error"]
+    assert "the gallery of faces is skipped" in path.read_text()
+    assert not (REPORTS / "figures" / "06_ferplus_gallery.png").exists()

@@ -93,7 +93,11 @@ def test_run_info_records_precision_backend_params_epochs_and_speed(se_run):
     assert info["params"]["model"] == "se" and info["params"]["epochs"] == 1
     assert info["params"]["protocol"] == "clean"
     assert info["epochs_run"] == 1 == info["best_epoch"] and info["epochs_before_resume"] == 0
-    assert info["train_images_per_second"] > 0
+    history = pd.read_csv(out / "history.csv")
+    assert info["median_train_seconds"] == pytest.approx(history["train_seconds"].median())
+    assert info["train_step_images_per_second"] == pytest.approx(
+        sum(info["counts"]["train"].values()) / history["train_seconds"].median())
+    assert "train_images_per_second" not in info  # the old name, for a rate over whole epochs
     assert info["parameters"] == keras.models.load_model(out / "model.keras").count_params()
 
 
@@ -101,7 +105,7 @@ def test_run_info_records_precision_backend_params_epochs_and_speed(se_run):
 def test_history_has_one_row_per_epoch_with_time_and_learning_rate(se_run):
     history = pd.read_csv(se_run[0] / "history.csv")
     assert len(history) == 1
-    assert history["epoch_seconds"].iloc[0] > 0
+    assert 0 < history["train_seconds"].iloc[0] < history["epoch_seconds"].iloc[0]  # steps only, validation left out
     assert history["learning_rate"].iloc[0] == pytest.approx(0.002)
 
 
@@ -171,6 +175,45 @@ def test_a_resumed_run_must_beat_the_best_epoch_before_the_interruption(tmp_path
     callbacks = training.paper_callbacks(tmp_path)
     assert callback(callbacks, keras.callbacks.ModelCheckpoint).best == pytest.approx(0.47)
     assert callback(callbacks, keras.callbacks.EarlyStopping).baseline == pytest.approx(0.47)
+
+
+def test_the_backup_comes_after_the_history_and_the_checkpoint_it_keeps(tmp_path):
+    kinds = [type(cb) for cb in training.paper_callbacks(tmp_path)]
+    assert kinds[-1] is training.SafeBackupAndRestore
+    assert training.SafeCSVLogger in kinds and training.SafeModelCheckpoint in kinds
+    # EpochLog logs the rate an epoch used, before ReduceLROnPlateau lowers it.
+    assert kinds.index(training.EpochLog) < kinds.index(keras.callbacks.ReduceLROnPlateau)
+
+
+def test_without_reduce_lr_the_list_has_no_plateau_callback(tmp_path):
+    kinds = [type(cb) for cb in training.paper_callbacks(tmp_path, reduce_lr=False)]
+    assert keras.callbacks.ReduceLROnPlateau not in kinds and kinds[-1] is training.SafeBackupAndRestore
+
+
+class _FitCalled(Exception):
+    pass
+
+
+def test_train_fits_through_fit_model_with_paper_callbacks_between_its_own_two(tiny_synthetic, tmp_path,
+                                                                                monkeypatch):
+    # Breaks if train() made its own model.fit call or its own callbacks list (two versions that can drift).
+    seen = {}
+
+    def fake_fit_model(model, x_train, y_train, validation_data, callbacks, **kwargs):
+        seen.update(callbacks=callbacks, n_train=len(y_train), n_val=len(validation_data[1]), **kwargs)
+        raise _FitCalled
+
+    monkeypatch.setattr(training, "fit_model", fake_fit_model)
+    with pytest.raises(_FitCalled):
+        train("se", tiny_synthetic, tmp_path, epochs=3, batch_size=32, seed=5, precision="float32", verbose=0,
+              filters=(4, 8, 16), dense_units=8)
+    callbacks = seen["callbacks"]
+    assert isinstance(callbacks[0], training.TestSplitsLog) and isinstance(callbacks[-1], training.StopOnSignal)
+    assert isinstance(callbacks[-2], training.ResumeCounters)  # after EarlyStopping and ReduceLROnPlateau
+    assert [type(cb) for cb in callbacks[1:-2]] == [type(cb) for cb in training.paper_callbacks(tmp_path)]
+    assert (seen["epochs"], seen["batch_size"], seen["seed"], seen["verbose"]) == (3, 32, 5, 0)
+    assert seen["n_train"] == int(tiny_synthetic.mask("train").sum())
+    assert seen["n_val"] == int(tiny_synthetic.mask("val").sum())
 
 
 def test_unknown_protocol_is_rejected_before_anything_is_written(tiny_synthetic, tmp_path):

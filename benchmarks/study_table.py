@@ -1,0 +1,80 @@
+"""The width study's table, from the committed rows in benchmarks/results/study/ (written by width_study.sh).
+
+    .venv/bin/python benchmarks/study_table.py   # prints the table, writes benchmarks/results/study/README.md
+
+Each row is one finished `train` run with the same short schedule. Rows are ranked by PublicTest accuracy, the only
+split that chooses anything here; the PrivateTest and all-test columns are read off the same histories for the record
+(the two readings of Table 1: fer_utils.evaluation.paper_and_clean_accuracy), never used to choose.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from fer_utils.evaluation import paper_and_clean_accuracy  # noqa: E402
+
+STUDY = Path(__file__).resolve().parent / "results" / "study"
+
+
+def study_rows(folder: Path = STUDY) -> pd.DataFrame:
+    """One row per finished run folder under `folder` (history.csv, metrics.json, run_info.json)."""
+    rows = []
+    for run in sorted(p for p in folder.iterdir() if (p / "metrics.json").is_file()):
+        info = json.loads((run / "run_info.json").read_text())
+        metrics = json.loads((run / "metrics.json").read_text())
+        history = pd.read_csv(run / "history.csv")
+        params = info["params"]
+        readings = paper_and_clean_accuracy(history) or {}
+        rows.append({
+            "row": run.name, "model": params["model"],
+            "filters": "-".join(str(f) for f in params.get("filters", (32, 64, 128))),
+            "dense": params.get("dense_units", 256), "batch norm": bool(params.get("batch_norm", False)),
+            "dense dropout": params.get("dense_dropout", 0.5), "epochs": len(history),
+            "parameters": info["parameters"], "weights MB": info["parameters"] * 4 / 2**20,
+            "median s/epoch": float(np.median(history["epoch_seconds"])),
+            "train acc": metrics["train_accuracy"], "PublicTest acc": metrics["val_accuracy"],
+            "best epoch": metrics["best_epoch"],
+            "clean (PrivateTest)": readings.get("clean_accuracy", np.nan),
+            "paper's way (all test)": readings.get("paper_accuracy", np.nan),
+            "cpu": info.get("cpu", "?"),
+        })
+    return pd.DataFrame(rows).sort_values("PublicTest acc", ascending=False, ignore_index=True)
+
+
+def markdown(df: pd.DataFrame) -> str:
+    """The table as Markdown, accuracies in percent."""
+    shown = df.drop(columns=["cpu"]).copy()
+    for col in ("train acc", "PublicTest acc", "clean (PrivateTest)", "paper's way (all test)"):
+        shown[col] = shown[col].map(lambda v: "n/a" if pd.isna(v) else f"{100 * v:.2f}%")
+    shown["weights MB"] = shown["weights MB"].map(lambda v: f"{v:.1f}")
+    shown["median s/epoch"] = shown["median s/epoch"].map(lambda v: f"{v:.0f}")
+    shown["parameters"] = shown["parameters"].map(lambda v: f"{v:,}")
+    head = "| " + " | ".join(shown.columns) + " |"
+    rule = "|" + "|".join("---" if c in ("row", "model", "filters") else "---:" for c in shown.columns) + "|"
+    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
+    return "\n".join([head, rule, *body])
+
+
+def main() -> int:
+    df = study_rows()
+    if df.empty:
+        print(f"no finished rows in {STUDY}", file=sys.stderr)
+        return 1
+    table = markdown(df)
+    cpus = ", ".join(sorted(set(df["cpu"])))
+    (STUDY / "README.md").write_text(
+        "# Width study: finished rows\n\nWritten by `python benchmarks/study_table.py` from the folders here (each "
+        "made by `bash benchmarks/width_study.sh ROW`). Ranked by PublicTest accuracy; the PrivateTest and all-test "
+        f"columns are read off the same histories and choose nothing. CPU: {cpus}.\n\n{table}\n")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,230 @@
+"""Crash-safe run folders: atomic file writes, and finding the last good state of an interrupted run.
+
+Every file of a run folder is written to a temporary file in the same folder, flushed to disk, then renamed over
+the old one, so a reader (or a resumed run) sees the old file or the new one, never half of one. The training
+backup is one folder that is replaced as a whole (`commit_backup`): weights, epoch, history rows and the best
+checkpoint of the same epoch, so a resumed run restores all of them from one instant.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+BACKUP = "backup"
+WEIGHTS = "latest.weights.h5"
+METADATA = "training_metadata.json"
+HISTORY = "history.csv"
+BEST = "best.keras"
+FIT_FINISHED = "fit_finished.json"
+_PAUSE_ENV = "FER_UTILS_PAUSE_IN_WRITES"
+"""Tests only: seconds to sleep inside every atomic write (between the temporary file and the rename), so that a
+fault-injection test can kill a process in the middle of one."""
+
+
+def _pause() -> None:
+    delay = float(os.environ.get(_PAUSE_ENV, 0) or 0)
+    if delay:
+        time.sleep(delay)
+
+
+def _fsync_path(path: Path) -> None:
+    """Flush a file (or a folder's entries) to disk."""
+    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str = ""):
+    """Yield a temporary path beside `path`; when the block ends without error, flush it and rename it over `path`.
+
+    Args:
+        path: the file to (re)write.
+        suffix: ending the temporary name must keep (e.g. ".keras" or ".npz", for writers that check it).
+
+    Yields:
+        The temporary Path to write to. On an exception it is removed and `path` is left as it was.
+    """
+    path = Path(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.partial{suffix}")
+    try:
+        yield tmp
+        replace_file(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def replace_file(tmp: Path, path: Path) -> None:
+    """Flush the finished temporary file `tmp` to disk and rename it over `path` (one atomic step)."""
+    _fsync_path(tmp)
+    _pause()
+    os.replace(tmp, path)
+    _fsync_path(path.parent)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Write `text` to `path` atomically."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text)
+
+
+def write_json(path: str | os.PathLike, obj: dict) -> None:
+    """Write `obj` as indented JSON to `path` atomically."""
+    write_text(path, json.dumps(obj, indent=2) + "\n")
+
+
+def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> None:
+    """Write `frame` (without its index) to `path` atomically."""
+    with atomic_path(path) as tmp:
+        frame.to_csv(tmp, index=False)
+
+
+def save_npz(path: str | os.PathLike, **arrays: np.ndarray) -> None:
+    """`np.savez_compressed(path, **arrays)`, atomically."""
+    with atomic_path(path, suffix=".npz") as tmp:
+        np.savez_compressed(tmp, **arrays)
+
+
+def copy_file(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Copy `source` to `target` atomically (the target is never half-copied)."""
+    with atomic_path(target) as tmp:
+        shutil.copy2(source, tmp)
+
+
+def link_or_copy(source: Path, target: Path) -> None:
+    """Hard-link `source` as `target` (no bytes copied; the link keeps the content if `source` is later replaced),
+    falling back to a copy where the file system has no hard links."""
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy2(source, target)
+
+
+def commit_backup(current: Path, write_into) -> None:
+    """Replace the folder `current` (a run's backup/) as a whole by a new one that `write_into(folder)` fills.
+
+    The new folder is written beside the old one, flushed, then swapped in by two renames; the old one is deleted
+    last. At every instant `backup/` or `backup.old/` holds a complete state (`resume_state` looks at both).
+    """
+    current = Path(current)
+    out = current.parent
+    new, old = out / f"{current.name}.new", out / f"{current.name}.old"
+    shutil.rmtree(new, ignore_errors=True)
+    new.mkdir()
+    write_into(new)
+    for f in new.iterdir():
+        _fsync_path(f)
+    _fsync_path(new)
+    _pause()
+    if current.exists():
+        shutil.rmtree(old, ignore_errors=True)
+        os.replace(current, old)
+    os.replace(new, current)
+    _fsync_path(out)
+    shutil.rmtree(old, ignore_errors=True)
+
+
+def check_backup(folder: Path) -> str | None:
+    """What is wrong with the backup in `folder` (one line), or None when it is complete and readable."""
+    import h5py
+
+    try:
+        meta = json.loads((folder / METADATA).read_text())
+        epoch = int(meta["epoch"])
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        return f"{folder / METADATA}: {type(err).__name__}: {err}"
+    try:
+        with h5py.File(folder / WEIGHTS, "r") as f:
+            f.visit(lambda name: None)
+    except (OSError, ValueError) as err:
+        return f"{folder / WEIGHTS}: cannot be read ({err})"
+    try:
+        rows = len(pd.read_csv(folder / HISTORY)) if (folder / HISTORY).exists() else 0
+    except (OSError, ValueError, pd.errors.ParserError) as err:
+        return f"{folder / HISTORY}: cannot be read ({err})"
+    if rows != epoch:
+        return f"{folder}: its history has {rows} rows for {epoch} epochs"
+    if (folder / BEST).exists():
+        problem = check_model_file(folder / BEST)
+        if problem:
+            return problem
+    return None
+
+
+def check_model_file(path: Path) -> str | None:
+    """What is wrong with a saved .keras file (one line), or None when it loads in safe mode."""
+    import keras
+
+    try:
+        keras.models.load_model(path, compile=False)
+    except Exception as err:  # noqa: BLE001 - any failure to load means the file is not usable
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        return f"{path}: cannot be loaded ({type(err).__name__}: {first[:200]})"
+    return None
+
+
+def resume_state(out: Path, log=print) -> int:
+    """Make `out` hold the last good state of an interrupted run, or a fresh start; return its completed epochs.
+
+    The backup (`backup/`, else `backup.old/` left by a swap that was cut short) is checked; a damaged one is
+    reported in one line and the next candidate tried. From the good one, history.csv and model.keras are restored
+    (so both describe the same epochs as the weights). With none, the folder's history, checkpoint and backups are
+    removed and training starts afresh, which is said when there was something to discard.
+
+    Args:
+        out: the run folder.
+        log: where the one-line reports go.
+
+    Returns:
+        The number of epochs the restored state has completed (0 for a fresh start).
+    """
+    current, old, new = out / BACKUP, out / f"{BACKUP}.old", out / f"{BACKUP}.new"
+    shutil.rmtree(new, ignore_errors=True)  # never complete until renamed
+    for stale in out.glob(".*.partial*"):  # temporary files of writes that were cut short
+        stale.unlink(missing_ok=True)
+    had_backup = current.exists() or old.exists()
+    had_partial_run = (out / HISTORY).exists() and not (out / "metrics.json").exists()
+    for candidate in (current, old):
+        if not candidate.exists():
+            continue
+        problem = check_backup(candidate)
+        if problem:
+            log(f"Backup not usable, falling back: {problem}")
+            shutil.rmtree(candidate, ignore_errors=True)
+            continue
+        if candidate != current:
+            shutil.rmtree(current, ignore_errors=True)
+            os.replace(candidate, current)
+        shutil.rmtree(old, ignore_errors=True)
+        if (current / HISTORY).exists():
+            copy_file(current / HISTORY, out / HISTORY)
+        else:
+            (out / HISTORY).unlink(missing_ok=True)
+        if (current / BEST).exists():
+            copy_file(current / BEST, out / "model.keras")
+        else:
+            (out / "model.keras").unlink(missing_ok=True)
+        return int(json.loads((current / METADATA).read_text())["epoch"])
+    if had_backup or had_partial_run:
+        log(f"No usable backup of an interrupted run in {out}: starting afresh")
+    for name in (HISTORY, "model.keras", "metrics.json", "predictions.npz", "run_info.json"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(current, ignore_errors=True)
+    shutil.rmtree(old, ignore_errors=True)
+    return 0

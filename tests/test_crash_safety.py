@@ -1,0 +1,250 @@
+"""Crash-safe run folders: a run killed at any instant resumes, and never corrupts what it has written.
+
+Each test names the broken implementation it catches.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import keras
+import pandas as pd
+import pytest
+
+from fer_utils import runfolder, training
+from fer_utils.evaluation import evaluate_split
+from fer_utils.runfolder import BACKUP, HISTORY, WEIGHTS, atomic_path, resume_state
+from fer_utils.training import TrainingInterrupted, train
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+# --- atomic writes ------------------------------------------------------------------------------------
+
+
+def test_a_failed_write_leaves_the_old_file_and_no_temporary_file(tmp_path):
+    # Breaks if the writer wrote in place (the old content would be gone) or left its temporary file behind.
+    target = tmp_path / "metrics.json"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half of the new")
+            raise RuntimeError("killed")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["metrics.json"]
+
+
+def test_an_atomic_write_replaces_the_file_whole(tmp_path):
+    target = tmp_path / "run_info.json"
+    runfolder.write_json(target, {"a": 1})
+    runfolder.write_json(target, {"a": 2})
+    assert json.loads(target.read_text()) == {"a": 2}
+    assert [p.name for p in tmp_path.iterdir()] == ["run_info.json"]
+
+
+# --- an interrupted run, made in-process: SIGINT to ourselves after epoch 2 -----------------------------
+
+
+class _SignalAfterEpoch(keras.callbacks.Callback):
+    def __init__(self, epoch: int, sig=signal.SIGINT):
+        super().__init__()
+        self.epoch, self.sig = epoch, sig
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 == self.epoch:
+            os.kill(os.getpid(), self.sig)
+
+
+def _interrupt_after(monkeypatch, epoch: int, sig=signal.SIGINT):
+    """Make `train` receive `sig` right after epoch `epoch` has been backed up."""
+    real = training.paper_callbacks
+    monkeypatch.setattr(training, "paper_callbacks",
+                        lambda *a, **k: [*real(*a, **k), _SignalAfterEpoch(epoch, sig)])
+
+
+TINY = dict(epochs=4, precision="float32", verbose=0, filters=(4, 8, 16), dense_units=8)
+
+
+@pytest.fixture(scope="module")
+def interrupted(tmp_path_factory, tiny_synthetic):
+    """A run folder whose training got Ctrl-C after epoch 2 of 4, and the message it raised."""
+    out = tmp_path_factory.mktemp("interrupted")
+    with pytest.MonkeyPatch.context() as mp:
+        _interrupt_after(mp, 2)
+        with pytest.raises(TrainingInterrupted) as stop:
+            train("se", tiny_synthetic, out, **TINY)
+    return out, str(stop.value)
+
+
+def _copy_of(folder: Path, tmp_path: Path) -> Path:
+    target = tmp_path / "run"
+    shutil.copytree(folder, target)
+    return target
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_after_a_complete_epoch_and_says_how_to_resume(interrupted):
+    # Breaks if SIGINT killed the process mid-write (no message) or the backup was deleted on the way out.
+    out, message = interrupted
+    assert "SIGINT" in message and "run the same command again to resume" in message
+    assert json.loads((out / BACKUP / "training_metadata.json").read_text())["epoch"] == 2
+    assert len(pd.read_csv(out / HISTORY)) == 2
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers given back
+
+
+@pytest.mark.slow
+def test_the_same_command_resumes_with_one_history_row_per_epoch(interrupted, tiny_synthetic, tmp_path):
+    # Breaks if the rerun started afresh (epochs_before_resume 0) or appended re-run epochs twice.
+    out = _copy_of(interrupted[0], tmp_path)
+    train("se", tiny_synthetic, out, **TINY)
+    history = pd.read_csv(out / HISTORY)
+    assert history["epoch"].tolist() == [0, 1, 2, 3]
+    info = json.loads((out / "run_info.json").read_text())
+    assert info["epochs_before_resume"] == 2 and not (out / BACKUP).exists()
+
+
+@pytest.mark.slow
+def test_a_history_row_written_after_the_last_backup_is_not_kept_twice(interrupted, tiny_synthetic, tmp_path):
+    # A kill between history.csv's epoch-3 row and the epoch-3 backup: the rerun re-runs epoch 3.
+    # Breaks if history.csv were trusted over the backup (two rows for epoch 3).
+    out = _copy_of(interrupted[0], tmp_path)
+    history = pd.read_csv(out / HISTORY)
+    pd.concat([history, history.tail(1).assign(epoch=2)]).to_csv(out / HISTORY, index=False)
+    assert resume_state(out, log=lambda line: None) == 2
+    assert len(pd.read_csv(out / HISTORY)) == 2
+
+
+@pytest.mark.slow
+def test_a_corrupt_backup_is_reported_in_one_line_and_the_previous_state_used(interrupted, tmp_path):
+    # Breaks if a damaged latest.weights.h5 reached Keras (OSError: bad object header) or went unreported.
+    out = _copy_of(interrupted[0], tmp_path)
+    shutil.copytree(out / BACKUP, out / f"{BACKUP}.old")  # a swap cut short leaves the previous state here
+    (out / BACKUP / WEIGHTS).write_bytes(b"\x89HDF\r\n\x1a\n" + b"\0" * 64)
+    lines = []
+    assert resume_state(out, log=lines.append) == 2
+    assert len(lines) == 1 and WEIGHTS in lines[0] and "\n" not in lines[0]
+    assert runfolder.check_backup(out / BACKUP) is None and not (out / f"{BACKUP}.old").exists()
+
+
+@pytest.mark.slow
+def test_a_corrupt_backup_with_nothing_to_fall_back_on_starts_afresh_and_says_so(interrupted, tmp_path):
+    # Breaks if the run silently trained from scratch while history.csv still claimed two epochs.
+    out = _copy_of(interrupted[0], tmp_path)
+    (out / BACKUP / WEIGHTS).write_bytes(b"not hdf5")
+    lines = []
+    assert resume_state(out, log=lines.append) == 0
+    assert any("starting afresh" in line for line in lines)
+    assert not (out / HISTORY).exists() and not (out / "model.keras").exists()
+
+
+@pytest.mark.slow
+def test_a_model_checkpoint_from_an_epoch_after_the_backup_is_replaced_by_the_backups(interrupted, tmp_path):
+    # A kill after model.keras was replaced but before the backup: the backup's own best checkpoint wins.
+    out = _copy_of(interrupted[0], tmp_path)
+    (out / "model.keras").write_bytes(b"a checkpoint of an epoch that will be re-run")
+    resume_state(out, log=lambda line: None)
+    assert (out / "model.keras").read_bytes() == (out / BACKUP / runfolder.BEST).read_bytes()
+
+
+# --- a real process, killed with SIGKILL at many instants ----------------------------------------------
+
+PAUSE = 0.15
+"""Seconds each atomic write pauses before its rename (FER_UTILS_PAUSE_IN_WRITES): wider windows for a kill to hit."""
+CLI = [sys.executable, "-m", "fer_utils", "train", "--model", "se", "--data", "synthetic", "--subset", "30",
+       "--epochs", "7", "--precision", "float32", "--filters", "8,16,32", "--dense-units", "32"]
+
+
+def _start(out: Path, pause: float = PAUSE) -> subprocess.Popen:
+    env = dict(os.environ, FER_UTILS_PAUSE_IN_WRITES=str(pause), TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.Popen([*CLI, "--out", str(out)], cwd=REPO, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+
+
+def _rows(out: Path) -> int:
+    try:
+        return len(pd.read_csv(out / HISTORY))
+    except (OSError, ValueError, pd.errors.EmptyDataError):
+        return 0
+
+
+def _writes_cut_short(out: Path) -> list[str]:
+    """What a kill left half-done: temporary files of atomic writes, or a backup swap's new/old folder."""
+    return sorted(p.name for p in out.iterdir() if ".partial" in p.name or p.name in (f"{BACKUP}.new", f"{BACKUP}.old"))
+
+
+def _wait_for(condition, proc: subprocess.Popen, timeout: float = 240) -> bool:
+    """Poll `condition()` every 10 ms; False when the process ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.01)
+    raise TimeoutError("the training process made no progress")
+
+
+@pytest.mark.slow
+def test_sigkill_at_any_instant_leaves_a_run_that_resumes_to_an_equal_model(tmp_path):
+    # Kills a real `train` right after each new history row, at offsets that land inside the epoch-end writes
+    # (history.csv, model.keras, the backup swap: each paused PAUSE s), then once while it writes its results.
+    # Breaks on Keras' own CSVLogger/ModelCheckpoint/BackupAndRestore (torn files: the rerun dies on a corrupt
+    # latest.weights.h5, or duplicates history rows) and on a backup deleted before the results are written.
+    reference = tmp_path / "uninterrupted"
+    proc = _start(reference, pause=0)
+    assert proc.wait(timeout=600) == 0, proc.stdout.read()
+
+    out, seen, outputs, cut_short = tmp_path / "killed", 0, [], []
+    for offset in (0.0, 0.05, 0.12, 0.2, 0.3, 0.4):
+        proc = _start(out)
+        if not _wait_for(lambda: _rows(out) > seen, proc):
+            break
+        seen = _rows(out)
+        time.sleep(offset)
+        proc.kill()
+        outputs.append(proc.communicate()[0])
+        cut_short.append(_writes_cut_short(out))
+    proc = _start(out)  # the last kill: while it writes metrics.json, predictions.npz and run_info.json
+    if _wait_for(lambda: (out / "metrics.json").exists(), proc):
+        proc.kill()
+    outputs.append(proc.communicate()[0])
+    final = _start(out)
+    outputs.append(final.communicate(timeout=600)[0])
+
+    assert final.returncode == 0, outputs[-1]
+    assert any(cut_short), "no kill landed inside an epoch-end write: widen PAUSE or the offsets"
+    assert not any("Traceback" in text for text in outputs), next(t for t in outputs if "Traceback" in t)
+    history = pd.read_csv(out / HISTORY)
+    assert history["epoch"].tolist() == list(range(7))
+    model = keras.models.load_model(out / "model.keras", safe_mode=True)
+    from fer_utils.data import load_data
+
+    data = load_data("synthetic", per_class=30, seed=0)
+    # model.keras is the epoch the history calls best: its PublicTest accuracy is that epoch's, to one image.
+    n_val = int((data.splits == "val").sum())
+    assert abs(evaluate_split(model, data, "val")["accuracy"] - history["val_accuracy"].max()) <= 1 / n_val
+    # Same quality as the uninterrupted run (same seed). A resumed run restarts its shuffling from the seed, so
+    # the two differ by noise: 0.15 is several standard errors on these few hundred PrivateTest images.
+    ref = json.loads((reference / "metrics.json").read_text())["test_accuracy"]
+    got = json.loads((out / "metrics.json").read_text())["test_accuracy"]
+    assert abs(got - ref) <= 0.15, (got, ref)
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_cli_with_exit_130_and_the_command_to_resume(tmp_path):
+    # Breaks if SIGTERM killed the process outright (exit -15, no message) or the hint lost the command.
+    out = tmp_path / "run"
+    proc = _start(out, pause=0)
+    assert _wait_for(lambda: _rows(out) >= 1, proc)
+    proc.send_signal(signal.SIGTERM)
+    text = proc.communicate(timeout=120)[0]
+    assert proc.returncode == 130, text
+    assert "Stopped by SIGTERM" in text and f"--out {out}" in text and "Traceback" not in text
+    assert (out / BACKUP).is_dir()

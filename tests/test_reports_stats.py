@@ -1,0 +1,214 @@
+"""The published statistics are recomputed from the committed predictions (no data needed), and README.md's
+headline numbers are tied to reports/.
+
+reports/README.md is generated, but by a notebook that others edit, from run folders that could be replaced one
+at a time; these tests recompute what it states from reports/*/predictions.npz, mostly with code written here
+rather than fer_utils', so a wrong statistic in the package cannot agree with itself. Each test names what it
+catches.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy.stats import binom, norm
+
+from fer_utils.config import PAPER_TABLE1
+from fer_utils.evaluation import paired_accuracy_difference
+
+ROOT = Path(__file__).resolve().parent.parent
+REPORTS = ROOT / "reports"
+KINDS = ("baseline", "se")
+pytestmark = pytest.mark.skipif(not (REPORTS / "README.md").is_file(),
+                                reason="reports/ is not published (python -m fer_utils publish RUNS)")
+
+
+@pytest.fixture(scope="module")
+def published() -> dict:
+    """Each run's predictions (argmax), labels, splits, metrics, run info and history."""
+    out = {}
+    for kind in KINDS:
+        npz = np.load(REPORTS / kind / "predictions.npz")
+        out[kind] = dict(probs=npz["probs"], predicted=npz["probs"].argmax(1), labels=npz["labels"],
+                         file_ids=npz["file_ids"], splits=npz["splits"],
+                         metrics=json.loads((REPORTS / kind / "metrics.json").read_text()),
+                         info=json.loads((REPORTS / kind / "run_info.json").read_text()),
+                         history=pd.read_csv(REPORTS / kind / "history.csv"))
+    return out
+
+
+@pytest.fixture(scope="module")
+def report() -> str:
+    return (REPORTS / "README.md").read_text()
+
+
+def number(pattern: str, text: str) -> list[str]:
+    """The groups of the one match of `pattern` in `text` (numbers with thousands separators and signs kept)."""
+    found = re.findall(pattern, text)
+    assert len(found) == 1, f"{pattern!r} found {len(found)} times"
+    return list(found[0]) if isinstance(found[0], tuple) else [found[0]]
+
+
+def pct(text: str) -> float:
+    """'+1.88%' -> 0.0188."""
+    return float(text.replace("%", "")) / 100
+
+
+def exact_mcnemar(b: int, c: int) -> float:
+    """Two-sided exact McNemar p-value: twice the smaller binomial tail of Bin(b + c, 1/2), at most 1."""
+    return min(1.0, 2 * binom.cdf(min(b, c), b + c, 0.5))
+
+
+def test_both_runs_were_evaluated_on_the_same_images_in_the_same_order(published):
+    # Every paired statistic below compares image i of one run with image i of the other.
+    base, se = published["baseline"], published["se"]
+    assert len(base["labels"]) == 7178
+    np.testing.assert_array_equal(base["file_ids"], se["file_ids"])
+    np.testing.assert_array_equal(base["labels"], se["labels"])
+    np.testing.assert_array_equal(base["splits"], se["splits"])
+    assert len(set(base["file_ids"])) == 7178
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_predictions_give_the_published_accuracies_and_confusion_matrix(published, kind):
+    # Breaks if predictions.npz and metrics.json came from different models (e.g. one run folder replaced).
+    run = published[kind]
+    right = run["predicted"] == run["labels"]
+    assert right.mean() == pytest.approx(run["metrics"]["test_all_accuracy"], abs=1e-12)
+    assert right[run["splits"] == "test"].mean() == pytest.approx(run["metrics"]["test_accuracy"], abs=1e-12)
+    assert right[run["splits"] == "val"].mean() == pytest.approx(run["metrics"]["val_accuracy"], abs=1e-12)
+    cm = np.zeros((7, 7), int)
+    np.add.at(cm, (run["labels"], run["predicted"]), 1)
+    assert cm.tolist() == run["metrics"]["splits"]["test_all"]["confusion_matrix"]
+
+
+def test_mcnemar_counts_and_p_value_are_those_of_the_predictions(published, report):
+    # Breaks if b and c were swapped, counted over images both got right, or the p-value one-sided or asymptotic.
+    labels = published["baseline"]["labels"]
+    base_right = published["baseline"]["predicted"] == labels
+    se_right = published["se"]["predicted"] == labels
+    b, c = int((base_right & ~se_right).sum()), int((~base_right & se_right).sum())
+    assert int(number(r"baseline right, SE-CNN wrong: b = (\d+)", report)[0]) == b
+    assert int(number(r"baseline wrong, SE-CNN right: c = (\d+)", report)[0]) == c
+    (p,) = number(r"exact two-sided p-value \(b ~ Bin\(b \+ c, 1/2\) under H0\): p = (\S+) ", report)
+    assert p == f"{exact_mcnemar(b, c):.4g}"
+
+
+def test_mcnemar_on_privatetest_alone_is_that_of_its_predictions(published, report):
+    labels, private = published["baseline"]["labels"], published["baseline"]["splits"] == "test"
+    base_right = (published["baseline"]["predicted"] == labels)[private]
+    se_right = (published["se"]["predicted"] == labels)[private]
+    b, c = int((base_right & ~se_right).sum()), int((~base_right & se_right).sum())
+    assert number(r"McNemar on PrivateTest alone: b = (\d+), c = (\d+), p = (\S+)\.\n", report) == [
+        str(b), str(c), f"{exact_mcnemar(b, c):.4g}"]
+
+
+def test_the_accuracy_difference_and_its_normal_interval_are_those_of_the_predictions(published, report):
+    # Breaks if the difference were baseline minus SE-CNN, or its standard error that of unpaired accuracies.
+    labels = published["baseline"]["labels"]
+    d = (published["se"]["predicted"] == labels).astype(float) - (published["baseline"]["predicted"] == labels)
+    n, diff = len(d), d.mean()
+    se = d.std() / np.sqrt(n)
+    low, high = diff - norm.ppf(0.975) * se, diff + norm.ppf(0.975) * se
+    shown = number(r"SE-CNN minus baseline: (\S+) \(n = ([\d,]+)\); 95% interval: normal approximation "
+                   r"\[(\S+), (\S+)\]", report)
+    assert shown == [f"{diff:+.2%}", f"{n:,}", f"{low:+.2%}", f"{high:+.2%}"]
+
+
+def test_the_bootstrap_interval_is_reproduced_from_the_predictions(published, report):
+    # Two checks. The package's paired bootstrap with the notebook's seed (0) and the stated 10,000 resamples gives
+    # the printed interval exactly. And a bootstrap written here, with another seed, agrees within 0.1 points (the
+    # Monte Carlo error of a 2.5% quantile from 10,000 resamples is about 0.015 points here): that catches a
+    # bootstrap that resampled the two models' images independently (unpaired: about 1.6 times wider) or took the
+    # wrong quantiles, which the first check, using the package's own code, could not.
+    labels = published["baseline"]["labels"]
+    base, se = published["baseline"]["predicted"], published["se"]["predicted"]
+    resamples, low, high = number(r"paired bootstrap \(([\d,]+) resamples\) \[(\S+), (\S+)\]", report)
+    n_boot = int(resamples.replace(",", ""))
+    assert n_boot == 10_000
+    package = paired_accuracy_difference(labels, base, se, n_boot=n_boot, seed=0)
+    assert [f"{package['bootstrap_low']:+.2%}", f"{package['bootstrap_high']:+.2%}"] == [low, high]
+
+    d = (se == labels).astype(np.int8) - (base == labels).astype(np.int8)
+    rng = np.random.default_rng(12345)
+    means = np.array([d[rng.integers(0, len(d), len(d))].mean() for _ in range(n_boot)])
+    mine = np.quantile(means, [0.025, 0.975])
+    assert abs(mine[0] - pct(low)) < 0.001 and abs(mine[1] - pct(high)) < 0.001, (mine, low, high)
+
+
+def test_macro_f1_is_that_of_the_predictions(published, report):
+    def macro_f1(labels, predicted):
+        scores = []
+        for k in range(7):
+            tp = ((predicted == k) & (labels == k)).sum()
+            precision = tp / max((predicted == k).sum(), 1)
+            recall = tp / max((labels == k).sum(), 1)
+            scores.append(0.0 if tp == 0 else 2 * precision * recall / (precision + recall))
+        return np.mean(scores)
+
+    f1 = {kind: macro_f1(published[kind]["labels"], published[kind]["predicted"]) for kind in KINDS}
+    assert number(r"Macro F1: baseline (\S+), SE-CNN (\S+)\.", report) == [f"{f1['baseline']:.3f}",
+                                                                           f"{f1['se']:.3f}"]
+
+
+@pytest.mark.parametrize("kind, name", [("baseline", "Baseline CNN"), ("se", "SE-CNN")])
+def test_the_training_runs_table_and_checkpoint_notes_are_the_histories(published, report, kind, name):
+    # Breaks if best_epoch were not the epoch of the best validation accuracy (e.g. the last, or 0-based).
+    history = published[kind]["history"]
+    best = int(np.argmax(history["val_accuracy"].to_numpy())) + 1
+    epochs = len(history)
+    assert published[kind]["info"]["best_epoch"] == best and published[kind]["info"]["epochs_run"] == epochs
+    assert history["epoch"].tolist() == list(range(epochs))
+    row = number(rf"\| {re.escape(name)} \| (\d+) \| (\d+) \| ([\d.]+) min \|", report)
+    assert row == [str(epochs), str(best), f"{history['epoch_seconds'].sum() / 60:.1f}"]
+    assert f"the checkpoint (epoch {best} of {epochs})" in report
+
+
+# --- README.md's headline numbers ------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def results_section() -> str:
+    text = (ROOT / "README.md").read_text()
+    start = text.index("## Results")
+    return text[start:text.index("\n## ", start + 1)]
+
+
+@pytest.mark.parametrize("kind, name", [("baseline", "CNN"), ("se", "SE-CNN")])
+def test_readme_results_table_is_the_published_runs(published, results_section, kind, name):
+    # Breaks when a model in reports/ is replaced and README.md keeps the old numbers (or the other way round).
+    m = published[kind]["metrics"]
+    row = number(rf"\n\| {re.escape(name)} \| (\S+) \| (\S+) \| (\S+) \|", results_section)
+    assert row == [f"{m['test_all_accuracy']:.2%}", f"{m['test_accuracy']:.2%}",
+                   f"{PAPER_TABLE1[kind]['test_accuracy']:.2%}"]
+    assert f"test acc ({m['splits']['test_all']['n']:,} images)" in results_section
+
+
+def test_readme_gain_and_p_value_are_the_published_ones(published, results_section):
+    labels = published["baseline"]["labels"]
+    base_right = published["baseline"]["predicted"] == labels
+    se_right = published["se"]["predicted"] == labels
+    gain = 100 * (se_right.mean() - base_right.mean())
+    p = exact_mcnemar(int((base_right & ~se_right).sum()), int((~base_right & se_right).sum()))
+    gain_text, p_text = number(r"by ([\d.]+) points \(McNemar's\s+exact\s+test,\s+p = ([\d.]+)\)", results_section)
+    assert gain_text == f"{gain:.2f}"
+    assert float(p_text) == pytest.approx(p, abs=0.5 * 10 ** -len(p_text.split(".")[1]))  # p to the digits shown
+
+
+def test_readme_train_accuracies_and_training_minutes_are_the_published_ones(published, results_section):
+    train = [f"{100 * published[k]['metrics']['train_accuracy']:.0f}%" for k in KINDS]
+    assert number(r"train\s+accuracy\s+(\d+%)\s+and\s+(\d+%)", results_section) == train
+    minutes = [f"{published[k]['history']['epoch_seconds'].sum() / 60:.0f}" for k in KINDS]
+    assert number(r"(\d+) and (\d+) minutes of\s+training\) on the real FER2013", results_section) == minutes
+
+
+def test_readme_shortfall_against_the_paper_is_the_published_one(published, results_section):
+    gaps = [100 * (PAPER_TABLE1[k]["test_accuracy"] - published[k]["metrics"]["test_all_accuracy"]) for k in KINDS]
+    shown = number(r"Both\s+models\s+fall\s+(\d+)-(\d+)\s+points\s+short\s+of\s+the\s+paper", results_section)
+    low, high = (int(v) for v in shown)
+    assert all(low <= round(g) <= high for g in gaps), gaps

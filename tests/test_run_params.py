@@ -1,0 +1,56 @@
+"""`python -m fer_utils run -p NAME VALUE`: unknown names fail at once; values are coerced as papermill needs."""
+
+from __future__ import annotations
+
+import pytest
+
+from fer_utils import cli, pipeline
+
+
+def test_an_unknown_parameter_fails_before_any_notebook_runs(tmp_path, monkeypatch):
+    import papermill
+
+    ran = []
+    monkeypatch.setattr(papermill, "execute_notebook", lambda *a, **kw: ran.append(a))
+    with pytest.raises(ValueError, match="seeed"):
+        pipeline.run_pipeline("smoke", data="synthetic", out=str(tmp_path), extra={"seeed": "1"})
+    assert ran == []
+
+
+def test_the_cli_names_an_unknown_parameter_and_exits_non_zero(tmp_path, capsys):
+    status = cli.main(["run", "--data", "synthetic", "--out", str(tmp_path), "-p", "batchnorm", "True"])
+    assert status == 2
+    assert "batchnorm" in capsys.readouterr().err
+
+
+def test_known_parameters_pass(tmp_path, monkeypatch):
+    import papermill
+
+    seen = []
+    monkeypatch.setattr(papermill, "execute_notebook", lambda nb, out, parameters, **kw: seen.append(parameters))
+    assert pipeline.run_pipeline("smoke", data="synthetic", out=str(tmp_path), extra={"seed": "1"}) == 0
+    assert {p.get("seed") for p in seen} == {1}
+
+
+def test_comma_separated_widths_become_a_list():
+    assert pipeline._coerce("64,128,256") == [64, 128, 256]
+    assert pipeline._coerce("0.5") == 0.5 and pipeline._coerce("True") is True
+
+
+def test_profiles_and_model_names_live_in_config():
+    from fer_utils import config
+
+    assert pipeline.PROFILES is config.PROFILES and pipeline.MODELS is config.MODELS
+    assert set(cli.build_parser()._subparsers._group_actions[0].choices["run"]._option_string_actions["--profile"]
+               .choices) == set(config.PROFILES)
+
+
+def test_importing_fer_utils_leaves_the_environment_alone():
+    import os
+    import subprocess
+    import sys
+
+    code = "import os; before = dict(os.environ); import fer_utils, fer_utils.config; print(before == dict(os.environ))"
+    env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip() == "True"
