@@ -17,9 +17,11 @@ declare -A ROWS=(
   [se_64-128-256_d256]="--model se --filters 64,128,256 --dense-units 256 --dense-dropout 0"
   [se_64-128-256_bn_d1024_dd05]="--model se --filters 64,128,256 --batch-norm --dense-units 1024 --dense-dropout 0.5"
   [baseline_64-128-256_bn_d256]="--model baseline --filters 64,128,256 --batch-norm --dense-units 256 --dense-dropout 0"
+  [baseline_32-64-128_bn_d256]="--model baseline --filters 32,64,128 --batch-norm --dense-units 256 --dense-dropout 0"
+  [baseline_48-96-192_bn_d256]="--model baseline --filters 48,96,192 --batch-norm --dense-units 256 --dense-dropout 0"
 )
 ORDER=(se_32-64-128_bn_d256 se_48-96-192_bn_d256 se_64-128-256_bn_d256 se_64-128-256_d256
-       se_64-128-256_bn_d1024_dd05 baseline_64-128-256_bn_d256)
+       se_64-128-256_bn_d1024_dd05 baseline_64-128-256_bn_d256 baseline_32-64-128_bn_d256 baseline_48-96-192_bn_d256)
 for row in "${@:-${ORDER[@]}}"; do
   [ -n "${ROWS[$row]:-}" ] || { echo "unknown row: $row (rows: ${ORDER[*]})" >&2; exit 2; }
   if [ -f "$RESULTS/$row/metrics.json" ]; then echo "$row: done already ($RESULTS/$row)"; continue; fi

@@ -254,7 +254,7 @@ def publish(runs: str | Path, out: str | Path = "reports", data: str | None = No
     notebook = next(nb for nb in notebooks() if nb.name.startswith("05_"))
     params = {"run_dir": ".", "models_dir": ".", "n_gallery": 0}  # papermill runs it in `out`
     if data:  # the images, for the leakage analysis (never shown: n_gallery=0)
-        params["data_path"] = str(Path(data).expanduser().resolve())
+        params["data_path"] = data if data == SYNTHETIC else str(Path(data).expanduser().resolve())
     logs = Path(tempfile.mkdtemp(prefix="fer_publish_"))  # not in `out`: reports/ holds only what is published
     if not _execute(notebook, out / notebook.name, params, kernel, log_dir=logs):
         return 1
