@@ -25,14 +25,14 @@ STUDY = Path(__file__).resolve().parent / "results" / "study"
 def study_rows(folder: Path = STUDY) -> pd.DataFrame:
     """One row per finished run folder under `folder` (history.csv, metrics.json, run_info.json)."""
     rows = []
-    for run in sorted(p for p in folder.iterdir() if (p / "metrics.json").is_file()):
+    for run in sorted(p for p in folder.glob("*") if (p / "metrics.json").is_file()):
         info = json.loads((run / "run_info.json").read_text())
         metrics = json.loads((run / "metrics.json").read_text())
         history = pd.read_csv(run / "history.csv")
         params = info["params"]
         readings = paper_and_clean_accuracy(history) or {}
         rows.append({
-            "row": run.name, "model": params["model"],
+            "row": run.name, "model": params["model"], "seed": params.get("seed", 0),
             "filters": "-".join(str(f) for f in params.get("filters", (32, 64, 128))),
             "dense": params.get("dense_units", 256), "batch norm": bool(params.get("batch_norm", False)),
             "dense dropout": params.get("dense_dropout", 0.5), "epochs": len(history),
@@ -44,12 +44,14 @@ def study_rows(folder: Path = STUDY) -> pd.DataFrame:
             "paper's way (all test)": readings.get("paper_accuracy", np.nan),
             "cpu": info.get("cpu", "?"),
         })
+    if not rows:
+        return pd.DataFrame()
     return pd.DataFrame(rows).sort_values("PublicTest acc", ascending=False, ignore_index=True)
 
 
 def markdown(df: pd.DataFrame) -> str:
     """The table as Markdown, accuracies in percent."""
-    shown = df.drop(columns=["cpu"]).copy()
+    shown = df.drop(columns=["cpu", "seed"]).copy()
     for col in ("train acc", "PublicTest acc", "clean (PrivateTest)", "paper's way (all test)"):
         shown[col] = shown[col].map(lambda v: "n/a" if pd.isna(v) else f"{100 * v:.2f}%")
     shown["weights MB"] = shown["weights MB"].map(lambda v: f"{v:.1f}")

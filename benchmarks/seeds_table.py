@@ -1,0 +1,85 @@
+"""The seeds table: the SE-CNN against the CNN at the same configuration, one pair of runs per seed.
+
+    .venv/bin/python benchmarks/seeds_table.py   # prints the table, writes benchmarks/results/seeds/README.md
+
+Seed 0 of a configuration is its width-study row (benchmarks/results/study/<model>_<config>/); other seeds come from
+`SEED=N bash benchmarks/width_study.sh ROW` (benchmarks/results/seeds/<model>_<config>_s<N>/). Every pair has the same
+short schedule. The gain is the SE-CNN's accuracy minus the CNN's, per seed, then its mean and sample standard
+deviation over the seeds; PublicTest chooses each run's epoch, the other columns are read off the same histories.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from study_table import STUDY, study_rows  # noqa: E402
+
+SEEDS = Path(__file__).resolve().parent / "results" / "seeds"
+MEASURES = ("PublicTest acc", "clean (PrivateTest)", "paper's way (all test)")
+
+
+def seed_pairs() -> pd.DataFrame:
+    """One row per (configuration, seed) where both models finished, with both accuracies and the SE-CNN's gain."""
+    runs = pd.concat([study_rows(STUDY), study_rows(SEEDS)], ignore_index=True)
+    runs["config"] = runs["row"].str.replace(r"^(baseline|se)_", "", regex=True).str.replace(r"_s\d+$", "",
+                                                                                          regex=True)
+    rows = []
+    for (config, seed), group in runs.groupby(["config", "seed"]):
+        by_model = group.set_index("model")
+        if not {"baseline", "se"} <= set(by_model.index):
+            continue
+        row = {"config": config, "seed": int(seed)}
+        for measure in MEASURES:
+            cnn, se = by_model.loc["baseline", measure], by_model.loc["se", measure]
+            row[f"CNN {measure}"], row[f"SE-CNN {measure}"], row[f"gain {measure}"] = cnn, se, se - cnn
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def markdown(pairs: pd.DataFrame) -> str:
+    """Per-seed rows, then mean +- std per configuration, accuracies and gains in points."""
+    lines = []
+    for config, group in pairs.groupby("config"):
+        lines += [f"### {config} ({len(group)} seeds)", "",
+                  "| seed | " + " | ".join(f"CNN {m} | SE-CNN {m} | gain" for m in MEASURES) + " |",
+                  "|---:|" + "---:|" * (3 * len(MEASURES))]
+        for _, rec in group.sort_values("seed").iterrows():
+            cells = []
+            for m in MEASURES:
+                cells += [f"{100 * rec[f'CNN {m}']:.2f}%", f"{100 * rec[f'SE-CNN {m}']:.2f}%",
+                          f"{100 * rec[f'gain {m}']:+.2f}"]
+            lines.append(f"| {rec['seed']} | " + " | ".join(cells) + " |")
+        summary = []
+        for m in MEASURES:
+            gains = 100 * group[f"gain {m}"]
+            std = f" ± {gains.std(ddof=1):.2f}" if len(gains) > 1 else ""
+            summary += [f"{100 * group[f'CNN {m}'].mean():.2f}%", f"{100 * group[f'SE-CNN {m}'].mean():.2f}%",
+                        f"{gains.mean():+.2f}{std}"]
+        lines.append("| mean | " + " | ".join(summary) + " |")
+        wins = int((group["gain PublicTest acc"] > 0).sum())
+        lines += ["", f"The SE-CNN is above the CNN on PublicTest in {wins} of {len(group)} seeds.", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    pairs = seed_pairs()
+    if pairs.empty:
+        print(f"no configuration has both models finished for a seed in {STUDY} and {SEEDS}", file=sys.stderr)
+        return 1
+    table = markdown(pairs)
+    SEEDS.mkdir(parents=True, exist_ok=True)
+    (SEEDS / "README.md").write_text(
+        "# Seeds: SE-CNN against CNN\n\nWritten by `python benchmarks/seeds_table.py` from the width study's rows "
+        "(seed 0) and the runs here (`SEED=N bash benchmarks/width_study.sh ROW`). Same 15-epoch cosine schedule "
+        "for every run; PublicTest chooses each run's epoch; gains are SE-CNN minus CNN in points, mean ± sample "
+        f"standard deviation over seeds.\n\n{table}")
+    print(table)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
