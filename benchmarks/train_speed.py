@@ -14,6 +14,9 @@ each), one fed `training_inputs`' repeated pipeline once per fit; never once per
 
     python benchmarks/train_speed.py [--data PATH] [--steps 60] [--warmup 10] [--ablation]
 
+--configs times path (b) alone for the width study's configurations (dense 256, no dense dropout, flips), e.g.
+`--configs se:32-64-128:bn baseline:48-96-192:bn se:32-64-128`: the rates that decide what a full run costs.
+
 --ablation also times path (b) for the SE-CNN with one setting changed at a time (precision, the shift layer,
 batch norm, XLA compilation, several steps per call), to show what each costs.
 """
@@ -122,6 +125,28 @@ def our_pipeline(kind: str, x: np.ndarray, y: np.ndarray, precision: str, steps:
         keras.mixed_precision.set_global_policy("float32")
 
 
+def study_config(text: str) -> tuple[str, str, dict]:
+    """`se:32-64-128:bn` -> ("se:32-64-128:bn", "se", model options); an argparse type."""
+    parts = text.split(":")
+    try:
+        if parts[0] not in ("baseline", "se") or len(parts) not in (2, 3) or parts[2:] not in ([], ["bn"]):
+            raise ValueError
+        filters = tuple(int(f) for f in parts[1].split("-"))
+    except (ValueError, IndexError):
+        raise argparse.ArgumentTypeError(f"{text!r}: expected MODEL:F-F-F[:bn], e.g. se:32-64-128:bn") from None
+    return text, parts[0], {"filters": filters, "batch_norm": parts[2:] == ["bn"], "dense_units": 256,
+                            "dense_dropout": 0.0, "flip": True}
+
+
+def time_configs(configs, x, y, precision: str, steps: int, warmup: int) -> None:
+    """Print path (b)'s images/s per configuration, with what an epoch and 100 epochs of steps then take."""
+    print("\n| configuration | img/s | s/epoch | 100 epochs |\n|---|---:|---:|---:|")
+    for text, kind, options in configs:
+        rate, _ = our_pipeline(kind, x, y, precision, steps, warmup, **options)
+        print(f"| {text} | {rate:.0f} | {len(y) / rate:.0f} | {100 * len(y) / rate / 3600:.1f} h |", flush=True)
+    print(f"\n(epoch = {len(y)} training images, steps only: evaluation adds a few seconds per epoch)")
+
+
 def machine_line() -> str:
     """`machine: <cpu>, <n> cores | keras <version>, backend <name>`, the first line of a benchmark's report."""
     env = environment()
@@ -135,6 +160,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=60, help="timed training steps per measurement")
     parser.add_argument("--warmup", type=int, default=10, help="untimed steps before each measurement")
     parser.add_argument("--ablation", action="store_true", help="also time (b) with one setting changed at a time")
+    parser.add_argument("--configs", nargs="+", type=study_config, metavar="MODEL:F-F-F[:bn]",
+                        help="only time (b) for these width-study configurations (dense 256, flips, no dense dropout)")
     args = parser.parse_args()
 
     data = load_data(args.data)
@@ -143,6 +170,9 @@ def main() -> None:
     print(describe(data))
     print(f"{machine_line()} | (b) precision: {precision} | median of {REPEATS} x {args.steps} timed steps "
           f"of {BATCH_SIZE}")
+    if args.configs:
+        time_configs(args.configs, x, y, precision, args.steps, args.warmup)
+        return
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         train_dir = class_folders(data, resolve_data_path(args.data), Path(tmp))
