@@ -105,7 +105,7 @@ echo "archive: $archive_bytes bytes in ${#parts[@]} part(s) of <= $PART_BYTES in
 
 # ---- the procedure ------------------------------------------------------------------------------------------------
 study_env="GPU_STUDY_BUDGET=${GPU_STUDY_BUDGET:-520} PAPER_FILTERS=${PAPER_FILTERS:-32,64,128}"
-study_env+=" PAPER_DENSE=${PAPER_DENSE:-256} PAPER_BN=${PAPER_BN---batch-norm}"
+study_env+=" PAPER_DENSE=${PAPER_DENSE:-512} PAPER_BN=${PAPER_BN---batch-norm}"
 step=1
 echo
 echo "The procedure (each device call in the JSON form of the device tool's run arguments):"

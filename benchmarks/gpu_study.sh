@@ -14,8 +14,9 @@
 #   GPU_STUDY_BUDGET=520   seconds for the whole script, packing included: at BUDGET - GPU_STUDY_RESERVE (60) every job
 #                          still training gets SIGTERM (fer_utils stops at the next batch end, keeping its last
 #                          complete epoch), SIGKILL 20 s later; what finished, and the partial histories, are packed
-#   PAPER_FILTERS=32,64,128 PAPER_DENSE=256 PAPER_BN=--batch-norm   widths of the two full "paper profile" runs
-#                          (placeholders until the width study decides; PAPER_BN= (empty) trains without batch norm)
+#   PAPER_FILTERS=32,64,128 PAPER_DENSE=512 PAPER_BN=--batch-norm   widths of the two full "paper profile" runs
+#                          (the width study's best affordable row so far; PAPER_BN= (empty) trains without batch norm)
+#   SEED_CONFIG=32-64-128_bn_d512   the study configuration (row name without its model) that gets seeds 1 and 2
 #   GPU_STUDY_SKIP="JOB .."  leave these jobs out (e.g. rows a CPU machine is training right now)
 #   GPU_STUDY_SMOKE=1      a smoke test anywhere: three jobs only, on the synthetic set (--subset 20, 1 epoch, or
 #                          GPU_STUDY_SMOKE_EPOCHS); the archive is still reassembled and checked (fake parts will do)
@@ -32,7 +33,8 @@ RESERVE=${GPU_STUDY_RESERVE:-60}    # stopping (GRACE) and packing (stripping tw
 GRACE=20
 SMOKE=${GPU_STUDY_SMOKE:-0}
 PAPER_FILTERS=${PAPER_FILTERS:-32,64,128}
-PAPER_DENSE=${PAPER_DENSE:-256}
+PAPER_DENSE=${PAPER_DENSE:-512}
+SEED_CONFIG=${SEED_CONFIG:-32-64-128_bn_d512}   # the configuration whose pair gets seeds 1 and 2
 PAPER_BN=${PAPER_BN---batch-norm}
 case "$PAPER_BN" in
   --batch-norm|"") ;;
@@ -56,9 +58,12 @@ NAMES=(); declare -A KIND=() FOLDER=() OPTIONS=()
 job() { NAMES+=("$1"); KIND[$1]=$2; FOLDER[$1]=$3; OPTIONS[$1]=$4; }
 # (a) the width study's rows (those already in benchmarks/results/study/ are skipped below)
 for row in "${ORDER[@]}"; do job "$row" study "$row" "${ROWS[$row]} $STUDY_SCHEDULE --seed 0"; done
-# (b) seeds 1 and 2 of the 32-64-128 batch-norm pair, as `SEED=N bash benchmarks/width_study.sh ROW` trains them
+# (b) seeds 1 and 2 of the pair at SEED_CONFIG, as `SEED=N bash benchmarks/width_study.sh ROW` trains them
+for model in baseline se; do
+  [ -n "${ROWS[${model}_$SEED_CONFIG]:-}" ] || { echo "SEED_CONFIG=$SEED_CONFIG: no row ${model}_$SEED_CONFIG" >&2; exit 2; }
+done
 for seed in 1 2; do
-  for row in baseline_32-64-128_bn_d256 se_32-64-128_bn_d256; do
+  for row in "baseline_$SEED_CONFIG" "se_$SEED_CONFIG"; do
     job "${row}_s$seed" seeds "${row}_s$seed" "${ROWS[$row]} $STUDY_SCHEDULE --seed $seed"
   done
 done

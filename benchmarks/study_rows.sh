@@ -8,6 +8,8 @@ declare -A ROWS=(
   [se_32-64-128_d256]="--model se --filters 32,64,128 --dense-units 256 --dense-dropout 0"
   [se_32-64-128_bn_d512]="--model se --filters 32,64,128 --batch-norm --dense-units 512 --dense-dropout 0"
   [se_32-64-128_bn_d1024_dd05]="--model se --filters 32,64,128 --batch-norm --dense-units 1024 --dense-dropout 0.5"
+  [baseline_32-64-128_bn_d512]="--model baseline --filters 32,64,128 --batch-norm --dense-units 512 --dense-dropout 0"
+  [se_32-64-128_bn_d1024]="--model se --filters 32,64,128 --batch-norm --dense-units 1024 --dense-dropout 0"
   [baseline_32-64-128_d256]="--model baseline --filters 32,64,128 --dense-units 256 --dense-dropout 0"
   [se_32-64-128_bn_d256]="--model se --filters 32,64,128 --batch-norm --dense-units 256 --dense-dropout 0"
   [se_64-128-256_bn_d256]="--model se --filters 64,128,256 --batch-norm --dense-units 256 --dense-dropout 0"
@@ -19,6 +21,6 @@ declare -A ROWS=(
   [baseline_48-96-192_bn_d256]="--model baseline --filters 48,96,192 --batch-norm --dense-units 256 --dense-dropout 0"
 )
 ORDER=(se_32-64-128_bn_d256 se_48-96-192_bn_d256 baseline_32-64-128_bn_d256 se_32-64-128_d256 se_32-64-128_bn_d512
-       se_32-64-128_bn_d1024_dd05 baseline_32-64-128_d256 baseline_48-96-192_bn_d256 se_64-128-256_bn_d256
+       baseline_32-64-128_bn_d512 se_32-64-128_bn_d1024 se_32-64-128_bn_d1024_dd05 baseline_32-64-128_d256 baseline_48-96-192_bn_d256 se_64-128-256_bn_d256
        se_64-128-256_d256 se_64-128-256_bn_d1024_dd05 baseline_64-128-256_bn_d256)
 STUDY_SCHEDULE="--epochs 15 --schedule cosine --flip"

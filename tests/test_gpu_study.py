@@ -89,7 +89,7 @@ def width_study_options(tmp_path: Path, row: str, seed: int) -> str:
     return " ".join(args[:data] + args[data + 2:])
 
 
-@pytest.mark.parametrize("row, seed", [("se_64-128-256_bn_d1024_dd05", 0), ("baseline_32-64-128_bn_d256", 2)])
+@pytest.mark.parametrize("row, seed", [("se_64-128-256_bn_d1024_dd05", 0), ("baseline_32-64-128_bn_d512", 2)])
 def test_the_gpu_study_trains_a_row_with_the_options_width_study_gives_it(tmp_path, row, seed):
     job = f"{row}_s{seed}" if seed else row
     kind, state, options = study_jobs(tmp_path)[job]
@@ -100,9 +100,9 @@ def test_the_gpu_study_trains_a_row_with_the_options_width_study_gives_it(tmp_pa
 def test_the_gpu_study_runs_every_width_row_then_two_seeds_of_one_pair_then_the_two_paper_runs(tmp_path):
     rows = bash("-c", "source benchmarks/study_rows.sh; echo ${ORDER[*]}").stdout.split()
     jobs = study_jobs(tmp_path)
-    pair = ["baseline_32-64-128_bn_d256", "se_32-64-128_bn_d256"]
+    pair = ["baseline_32-64-128_bn_d512", "se_32-64-128_bn_d512"]
     assert list(jobs) == rows + [f"{r}_s{s}" for s in (1, 2) for r in pair] + ["paper_baseline", "paper_se"]
-    assert jobs["paper_se"] == ("full", "todo", "--model se --filters 32,64,128 --dense-units 256 --batch-norm "
+    assert jobs["paper_se"] == ("full", "todo", "--model se --filters 32,64,128 --dense-units 512 --batch-norm "
                                 "--dense-dropout 0 --epochs 100")
 
 
