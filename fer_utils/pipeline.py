@@ -13,7 +13,7 @@ from pathlib import Path
 
 from .config import DENSE_DROPOUT, DENSE_UNITS, FILTERS, MODELS, PAPER_TABLE1, PROFILES, SYNTHETIC_SMOKE
 from .data import SYNTHETIC, resolve_data_path, synthetic_banner
-from .runfolder import copy_file, write_text
+from .runfolder import copy_file, save_without_optimizer, write_text
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -317,8 +317,8 @@ def publish(runs: str | Path, out: str | Path = "reports", data: str | None = No
     """Publish two finished runs into `out`: run folders, executed notebook 05 and its figures, README.md.
 
     The executed notebook shows no faces (n_gallery=0): FER2013 images must not be committed. `data` is named in
-    README's re-evaluation command and given to notebook 05 for its leakage analysis. Refuses a model.keras over
-    MAX_MODEL_MB.
+    README's re-evaluation command and given to notebook 05 for its leakage analysis. Each model.keras is published
+    without its optimizer state; one still over MAX_MODEL_MB is refused before anything is written.
     """
     import tempfile
 
@@ -327,12 +327,17 @@ def publish(runs: str | Path, out: str | Path = "reports", data: str | None = No
     from .evaluation import markdown_table
 
     out = Path(out).resolve()
-    for kind in MODELS:
-        model = Path(runs, kind, "model.keras")
-        if model.is_file() and model.stat().st_size > MAX_MODEL_MB * 2**20:
-            raise ValueError(f"{model}: {model.stat().st_size / 2**20:.1f} MB, over the {MAX_MODEL_MB} MB allowed "
-                             "for a published model")
-    copy_runs(runs, out)
+    with tempfile.TemporaryDirectory(prefix="fer_publish_models_") as tmp:
+        for kind in MODELS:  # published models carry no optimizer state: they are for prediction and evaluation
+            model, stripped = Path(runs, kind, "model.keras"), Path(tmp, f"{kind}.keras")
+            if model.is_file():
+                save_without_optimizer(model, stripped)
+                if stripped.stat().st_size > MAX_MODEL_MB * 2**20:
+                    raise ValueError(f"{model}: {stripped.stat().st_size / 2**20:.1f} MB without optimizer state, "
+                                     f"over the {MAX_MODEL_MB} MB allowed for a published model")
+        copy_runs(runs, out)
+        for kind in MODELS:
+            copy_file(Path(tmp, f"{kind}.keras"), out / kind / "model.keras")
     notebook = next(nb for nb in notebooks() if nb.name.startswith("05_"))
     params = {"run_dir": ".", "models_dir": ".", "n_gallery": 0}  # papermill runs it in `out`
     if data:  # the images, for the leakage analysis (never shown: n_gallery=0)

@@ -107,6 +107,34 @@ def copy_file(source: str | os.PathLike, target: str | os.PathLike) -> None:
         shutil.copy2(source, tmp)
 
 
+def save_without_optimizer(source: str | os.PathLike, target: str | os.PathLike) -> None:
+    """Write `source`'s model to `target` (atomically) with its architecture and weights but no optimizer state.
+
+    Keras 3 saves a compiled model's optimizer variables into a .keras file (Adam's two moments triple its size) and
+    honours `include_optimizer=False` for legacy .h5 files only; a model loaded with `compile=False` has no
+    optimizer, so saving it writes the architecture and weights alone. Published models are for prediction and
+    evaluation, which need no optimizer. The written file is reloaded in safe mode and its weights compared.
+
+    Args:
+        source: a .keras file (with or without optimizer state).
+        target: where to write it (may be `source`).
+
+    Raises:
+        ValueError: the written file does not reload with the same weights (naming it).
+    """
+    import keras
+
+    model = keras.saving.load_model(source, compile=False, safe_mode=True)
+    with atomic_path(target, suffix=".keras") as tmp:
+        model.save(tmp)
+        back = keras.saving.load_model(tmp, compile=False, safe_mode=True)
+        same = len(back.get_weights()) == len(model.get_weights()) and all(
+            np.array_equal(a, b) for a, b in zip(model.get_weights(), back.get_weights()))
+        if not same:
+            raise ValueError(f"{target}: the model saved without optimizer state does not reload with the same "
+                             "weights")
+
+
 def link_or_copy(source: Path, target: Path) -> None:
     """Hard-link `source` as `target` (no bytes copied; the link keeps the content if `source` is later replaced),
     falling back to a copy where the file system has no hard links."""

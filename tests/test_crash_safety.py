@@ -248,3 +248,19 @@ def test_sigterm_stops_the_cli_with_exit_130_and_the_command_to_resume(tmp_path)
     assert proc.returncode == 130, text
     assert "Stopped by SIGTERM" in text and f"--out {out}" in text and "Traceback" not in text
     assert (out / BACKUP).is_dir()
+
+
+def test_a_model_saved_without_optimizer_state_is_smaller_and_reloads_with_the_same_weights(tmp_path):
+    import numpy as np
+
+    from fer_utils.models import build_model, compile_model
+    from fer_utils.runfolder import save_without_optimizer
+
+    model = compile_model(build_model("se", filters=(4, 8, 8), dense_units=8))
+    model.optimizer.build(model.trainable_variables)  # Adam's moments exist, as after training
+    model.save(tmp_path / "trained.keras")
+    save_without_optimizer(tmp_path / "trained.keras", tmp_path / "published.keras")
+    back = keras.saving.load_model(tmp_path / "published.keras", safe_mode=True)
+    assert getattr(back, "optimizer", None) is None
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), back.get_weights()))
+    assert (tmp_path / "published.keras").stat().st_size < 0.8 * (tmp_path / "trained.keras").stat().st_size
