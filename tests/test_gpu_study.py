@@ -165,3 +165,14 @@ def test_unpack_files_finished_runs_where_the_tables_read_them_and_keeps_the_res
     assert sorted(p.name for p in seeds.iterdir()) == ["se_32-64-128_bn_d256_s1"]
     assert (runs / "baseline_32-64-128_d256" / "history.csv").is_file()  # the partial run: outside git only
     assert (runs / "paper" / "se" / "model.keras").read_text() == "paper_se model.keras"
+
+
+def test_the_gpu_paper_runs_default_to_the_configuration_declared_in_config(tmp_path):
+    from fer_utils.config import PAPER_CONFIG
+
+    options = study_jobs(tmp_path, "paper_se")["paper_se"][2].split()
+    value = {flag: options[options.index(flag) + 1] for flag in ("--filters", "--dense-units", "--dense-dropout")}
+    assert tuple(int(f) for f in value["--filters"].split(",")) == PAPER_CONFIG["filters"]
+    assert int(value["--dense-units"]) == PAPER_CONFIG["dense_units"]
+    assert float(value["--dense-dropout"]) == PAPER_CONFIG["dense_dropout"]
+    assert ("--batch-norm" in options) == PAPER_CONFIG["batch_norm"]
