@@ -218,17 +218,9 @@ kill "$progress" 2>/dev/null || true; wait "$progress" 2>/dev/null || true
 # variables when the model has an optimizer; `include_optimizer=False` is honoured for legacy .h5 files only. A model
 # loaded with `compile=False` has no optimizer (and no compile config), so saving it writes the architecture and the
 # weights alone: reports/se/model.keras went from 17.8 MB to 6.0 MB that way, reloaded with safe_mode=True, same
-# weights and predictions (checked under JAX on the CPU). The strip below checks the same on every model it writes.
-STRIP='
-import sys, numpy as np, keras
-src, dst = sys.argv[1:3]
-model = keras.saving.load_model(src, compile=False, safe_mode=True)
-model.save(dst)
-back = keras.saving.load_model(dst, safe_mode=True)
-assert getattr(back, "optimizer", None) is None, "the optimizer is still in " + dst
-assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), back.get_weights())), "weights differ"
-print(dst, "written without optimizer state; loads with safe_mode=True")
-'
+# weights and predictions (checked under JAX on the CPU). fer_utils.runfolder.save_without_optimizer does that and
+# checks the same on every model it writes.
+STRIP='import sys; from fer_utils.runfolder import save_without_optimizer as strip; strip(*sys.argv[1:3]); print(sys.argv[2], "written without optimizer state; reloads in safe mode with the same weights")'
 pack_dir=$RUNS/.pack
 rm -rf "$pack_dir"; mkdir -p "$pack_dir/gpu_study" "$OUT"
 summary=$pack_dir/gpu_study/summary.tsv

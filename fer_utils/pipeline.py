@@ -312,13 +312,32 @@ def _study_sections(results: Path = STUDY_RESULTS) -> list[str]:
     return lines
 
 
+PUBLISHED_NOTEBOOKS = {"05_": {"models_dir": ".", "n_gallery": 0}, "06_": {"models_dir": ".", "show_faces": False},
+                       "07_": {"predict_out": "07_predict"}}
+"""The notebooks `publish` executes in the published folder, with the parameters that keep FER2013's faces out of it
+(07's `predict` output, annotated photos, goes to a temporary folder)."""
+
+
+def _notebook_figures(out: Path) -> list[str]:
+    """README lines embedding the figures that notebooks 06 and 07 wrote into `out`/figures, under their notebook."""
+    lines = []
+    for notebook in notebooks():
+        prefix = notebook.name[:3]
+        pngs = sorted((out / "figures").glob(f"{prefix}*.png")) if prefix != "05_" else []
+        if pngs:
+            lines += [f"### [{notebook.stem}]({notebook.name})", "",
+                      *[f"![{png.stem}](figures/{png.name})" for png in pngs], ""]
+    return lines
+
+
 def publish(runs: str | Path, out: str | Path = "reports", data: str | None = None,
             kernel: str | None = None) -> int:
-    """Publish two finished runs into `out`: run folders, executed notebook 05 and its figures, README.md.
+    """Publish two finished runs into `out`: run folders, executed notebooks 05-07 and their figures, README.md.
 
-    The executed notebook shows no faces (n_gallery=0): FER2013 images must not be committed. `data` is named in
-    README's re-evaluation command and given to notebook 05 for its leakage analysis. Each model.keras is published
-    without its optimizer state; one still over MAX_MODEL_MB is refused before anything is written.
+    The executed notebooks show no faces (PUBLISHED_NOTEBOOKS): FER2013 images must not be committed. `data` is named
+    in README's re-evaluation command and given to the notebooks (05's leakage analysis, 06's FER+ and robustness
+    measures, 07's framing). Each model.keras is published without its optimizer state; one still over MAX_MODEL_MB
+    is refused before anything is written.
     """
     import tempfile
 
@@ -338,13 +357,17 @@ def publish(runs: str | Path, out: str | Path = "reports", data: str | None = No
         copy_runs(runs, out)
         for kind in MODELS:
             copy_file(Path(tmp, f"{kind}.keras"), out / kind / "model.keras")
-    notebook = next(nb for nb in notebooks() if nb.name.startswith("05_"))
-    params = {"run_dir": ".", "models_dir": ".", "n_gallery": 0}  # papermill runs it in `out`
-    if data:  # the images, for the leakage analysis (never shown: n_gallery=0)
-        params["data_path"] = data if data == SYNTHETIC else str(Path(data).expanduser().resolve())
     logs = Path(tempfile.mkdtemp(prefix="fer_publish_"))  # not in `out`: reports/ holds only what is published
-    if not _execute(notebook, out / notebook.name, params, kernel, log_dir=logs):
-        return 1
+    for notebook in notebooks():
+        if notebook.name[:3] not in PUBLISHED_NOTEBOOKS:
+            continue
+        params = {"run_dir": ".", **PUBLISHED_NOTEBOOKS[notebook.name[:3]]}  # papermill runs it in `out`
+        if "predict_out" in params:
+            params["predict_out"] = str(logs / params["predict_out"])
+        if data:  # the images, for the analyses (never shown: no gallery, no faces)
+            params["data_path"] = data if data == SYNTHETIC else str(Path(data).expanduser().resolve())
+        if not _execute(notebook, out / notebook.name, params, kernel, log_dir=logs):
+            return 1
     results = out / "results.md"
     body = results.read_text().split("\n", 1)[1].lstrip("\n")  # without its title
     tables, _, figures = body.partition("## Figures\n")
@@ -365,11 +388,12 @@ def publish(runs: str | Path, out: str | Path = "reports", data: str | None = No
              "Re-evaluate a published model (prints the test accuracy of the table above):", "", "```",
              *[f"python -m fer_utils evaluate {out.name}/{kind}/model.keras --split test_all{data_arg}"
                for kind in MODELS], "```", "",
-             "Regenerate this page, the figures and the executed notebook from the run folders:", "", "```",
+             "Regenerate this page, the figures and the executed notebooks from the run folders:", "", "```",
              f"python -m fer_utils publish RUNS --out {out.name}{data_arg}", "```", "",
              "Explore them in the course: open `notebooks/05_error_analysis.ipynb` with "
              f"`models_dir = \"../{out.name}\"`, or `python -m fer_utils run --reuse {out.name}` (notebooks 02 and 04 "
-             "then reuse these runs instead of training).", "", "## Figures", "", figures]
+             "then reuse these runs instead of training).", "", "## Figures", "", figures.rstrip("\n"), "",
+             *_notebook_figures(out)]
     write_text(out / "README.md", "\n".join(lines))
     print(f"Published {', '.join(MODELS)} into {out}; see {out / 'README.md'}")
     return 0
