@@ -43,6 +43,7 @@ def study_rows(folder: Path = STUDY) -> pd.DataFrame:
             "best epoch": metrics["best_epoch"],
             "clean (PrivateTest)": readings.get("clean_accuracy", np.nan),
             "paper's way (all test)": readings.get("paper_accuracy", np.nan),
+            "backend": f"{info.get('keras_backend', '?')} ({info.get('accelerator', '?')}), {info.get('precision', '?')}",
             "cpu": info.get("cpu", "?"),
         })
     if not rows:
@@ -77,7 +78,8 @@ def main() -> int:
         "made by `bash benchmarks/width_study.sh ROW`). Ranked by PublicTest accuracy; the PrivateTest and all-test "
         f"columns are read off the same histories and choose nothing. CPU: {cpus}. Other jobs often shared the cores, "
         "so 'median s/epoch' varies with the load; 'fastest epoch, train s' (the training steps of the least disturbed "
-        f"epoch) is the closest to an idle machine's rate.\n\n{table}\n")
+        "epoch) is the closest to an idle machine's rate; compare times only between rows of the same backend.\n\n"
+        f"{table}\n")
     print(table)
     return 0
 
