@@ -43,7 +43,8 @@ def study_rows(folder: Path = STUDY) -> pd.DataFrame:
             "best epoch": metrics["best_epoch"],
             "clean (PrivateTest)": readings.get("clean_accuracy", np.nan),
             "paper's way (all test)": readings.get("paper_accuracy", np.nan),
-            "backend": f"{info.get('keras_backend', '?')} ({info.get('accelerator', '?')}), {info.get('precision', '?')}",
+            "backend": f"{info.get('keras_backend', '?')} ({info.get('accelerator', '?')}), "
+                       f"{info.get('precision', '?')}",
             "cpu": info.get("cpu", "?"),
         })
     if not rows:
