@@ -358,14 +358,16 @@ def publish(runs: str | Path, out: str | Path = "reports", data: str | None = No
         for kind in MODELS:
             copy_file(Path(tmp, f"{kind}.keras"), out / kind / "model.keras")
     logs = Path(tempfile.mkdtemp(prefix="fer_publish_"))  # not in `out`: reports/ holds only what is published
+    common = {"run_dir": "."}  # papermill runs each notebook in `out`
+    if data:  # the images, for the analyses (never shown: no gallery, no faces)
+        common["data_path"] = data if data == SYNTHETIC else str(Path(data).expanduser().resolve())
     for notebook in notebooks():
-        if notebook.name[:3] not in PUBLISHED_NOTEBOOKS:
+        own = PUBLISHED_NOTEBOOKS.get(notebook.name[:3])
+        if own is None:
             continue
-        params = {"run_dir": ".", **PUBLISHED_NOTEBOOKS[notebook.name[:3]]}  # papermill runs it in `out`
-        if "predict_out" in params:
+        params = {**common, **own}
+        if "predict_out" in params:  # a folder name, placed in the temporary folder
             params["predict_out"] = str(logs / params["predict_out"])
-        if data:  # the images, for the analyses (never shown: no gallery, no faces)
-            params["data_path"] = data if data == SYNTHETIC else str(Path(data).expanduser().resolve())
         if not _execute(notebook, out / notebook.name, params, kernel, log_dir=logs):
             return 1
     results = out / "results.md"
