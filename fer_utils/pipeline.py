@@ -1,6 +1,6 @@
 """Run the course's notebooks in order with papermill into one run folder, and publish finished runs.
 
-`python -m fer_utils run --profile smoke|quick|paper` is the course's main job;
+`python -m fer_utils run --profile smoke|quick|paper|literal` is the course's main job;
 `python -m fer_utils publish RUNS` turns two finished run folders into the committed `reports/`.
 """
 

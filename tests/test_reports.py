@@ -9,6 +9,7 @@ import pytest
 
 from conftest import REAL_DATA, requires_real_data
 from fer_utils import pipeline
+from fer_utils.training import training_params
 
 REPORTS = Path(__file__).resolve().parent.parent / "reports"
 pytestmark = pytest.mark.skipif(not (REPORTS / "README.md").is_file(),
@@ -41,6 +42,20 @@ def test_readme_table1_shows_the_run_folders_metrics(kind):
     m = metrics(kind)
     assert table_row(kind) == [f"{m['train_loss']:.4f}", f"{m['train_accuracy']:.2%}", f"{m['test_all_loss']:.4f}",
                                f"{m['test_all_accuracy']:.2%}", f"{m['test_accuracy']:.2%}"]
+
+
+def profile_training_params(profile: str, kind: str) -> dict:
+    """What notebooks 02 and 04 train under `run --profile PROFILE`: the profile's settings over train's defaults."""
+    return training_params(kind, **{k: v for k, v in pipeline.PROFILES[profile].items() if k != "per_class"})
+
+
+@pytest.mark.parametrize("folder,profile", [("", "paper"), ("v1", "literal")])
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_profile_reuses_the_published_run(folder, profile, kind):
+    """`run --profile paper --reuse reports` (literal: `--reuse reports/v1`) reuses the models instead of training."""
+    info = json.loads((REPORTS / folder / kind / "run_info.json").read_text())
+    recorded = dict(info["params"])
+    assert training_params(recorded.pop("model"), **recorded) == profile_training_params(profile, kind)
 
 
 def test_published_runs_were_trained_on_fer2013():
