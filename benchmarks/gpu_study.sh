@@ -217,7 +217,7 @@ kill "$progress" 2>/dev/null || true; wait "$progress" 2>/dev/null || true
 # Keras 3 (read in keras/src/saving/saving_api.py, 3.15.1): `model.save('x.keras')` always writes the optimizer's
 # variables when the model has an optimizer; `include_optimizer=False` is honoured for legacy .h5 files only. A model
 # loaded with `compile=False` has no optimizer (and no compile config), so saving it writes the architecture and the
-# weights alone: reports/se/model.keras went from 17.8 MB to 6.0 MB that way, reloaded with safe_mode=True, same
+# weights alone: reports/v1/se/model.keras went from 17.8 MB to 6.0 MB that way, reloaded with safe_mode=True, same
 # weights and predictions (checked under JAX on the CPU). fer_utils.runfolder.save_without_optimizer does that and
 # checks the same on every model it writes.
 STRIP='import sys; from fer_utils.runfolder import save_without_optimizer as strip; strip(*sys.argv[1:3]); print(sys.argv[2], "written without optimizer state; reloads in safe mode with the same weights")'

@@ -179,14 +179,22 @@ def results_section() -> str:
     return text[start:text.index("\n## ", start + 1)]
 
 
+def readings(history: pd.DataFrame) -> tuple[float, float]:
+    """Table 1 both ways, computed here: (the paper's way: the best epoch on all test images; clean: PrivateTest at
+    the epoch with the best PublicTest accuracy)."""
+    return (float(history["test_all_accuracy"].max()),
+            float(history["private_test_accuracy"][history["public_test_accuracy"].idxmax()]))
+
+
 @pytest.mark.parametrize("kind, name", [("baseline", "CNN"), ("se", "SE-CNN")])
 def test_readme_results_table_is_the_published_runs(published, results_section, kind, name):
     # Breaks when a model in reports/ is replaced and README.md keeps the old numbers (or the other way round).
     m = published[kind]["metrics"]
-    row = number(rf"\n\| {re.escape(name)} \| (\S+) \| (\S+) \| (\S+) \|", results_section)
-    assert row == [f"{m['test_all_accuracy']:.2%}", f"{m['test_accuracy']:.2%}",
+    paper_way, clean = readings(published[kind]["history"])
+    row = number(rf"\n\| {re.escape(name)} \| (\S+) \| (\S+) \| (\S+) \| (\S+) \| (\S+) \|", results_section)
+    assert row == [f"{paper_way:.2%}", f"{clean:.2%}", f"{m['test_all_accuracy']:.2%}", f"{m['train_accuracy']:.2%}",
                    f"{PAPER_TABLE1[kind]['test_accuracy']:.2%}"]
-    assert f"test acc ({m['splits']['test_all']['n']:,} images)" in results_section
+    assert f"all {m['splits']['test_all']['n']:,} test images" in results_section
 
 
 def test_readme_gain_and_p_value_are_the_published_ones(published, results_section):
@@ -200,15 +208,15 @@ def test_readme_gain_and_p_value_are_the_published_ones(published, results_secti
     assert float(p_text) == pytest.approx(p, abs=0.5 * 10 ** -len(p_text.split(".")[1]))  # p to the digits shown
 
 
-def test_readme_train_accuracies_and_training_minutes_are_the_published_ones(published, results_section):
-    train = [f"{100 * published[k]['metrics']['train_accuracy']:.0f}%" for k in KINDS]
-    assert number(r"train\s+accuracy\s+(\d+%)\s+and\s+(\d+%)", results_section) == train
+def test_readme_training_minutes_are_the_published_ones(published, results_section):
     minutes = [f"{published[k]['history']['epoch_seconds'].sum() / 60:.0f}" for k in KINDS]
     assert number(r"(\d+) and (\d+) minutes of\s+training\) on the real FER2013", results_section) == minutes
 
 
 def test_readme_shortfall_against_the_paper_is_the_published_one(published, results_section):
-    gaps = [100 * (PAPER_TABLE1[k]["test_accuracy"] - published[k]["metrics"]["test_all_accuracy"]) for k in KINDS]
-    shown = number(r"Both\s+models\s+fall\s+(\d+)-(\d+)\s+points\s+short\s+of\s+the\s+paper", results_section)
+    # Both readings of each model against the paper's figure, as a range of whole points.
+    gaps = [100 * (PAPER_TABLE1[k]["test_accuracy"] - reading) for k in KINDS
+            for reading in readings(published[k]["history"])]
+    shown = number(r"short\s+of\s+the\s+paper\s+by\s+(\d+)-(\d+)\s+points", results_section)
     low, high = (int(v) for v in shown)
     assert all(low <= round(g) <= high for g in gaps), gaps

@@ -11,7 +11,8 @@ from fer_utils.training import reuse_differences, train_or_reuse, training_param
 
 PUBLISHED_PARAMS = {"model": "se", "epochs": 100, "batch_size": 64, "learning_rate": 0.002, "seed": 0,
                     "protocol": "clean", "precision": "auto", "patience": 16, "schedule": "plateau"}
-"""What reports/se/run_info.json recorded: only train's own arguments, the model options left at their defaults."""
+"""What reports/v1/se/run_info.json (the literal recipe) recorded: only train's own arguments, the model options left
+at their defaults."""
 
 
 @pytest.fixture
