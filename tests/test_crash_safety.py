@@ -74,13 +74,15 @@ TINY = dict(epochs=4, precision="float32", verbose=0, filters=(4, 8, 16), dense_
 
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory, tiny_synthetic):
-    """A run folder whose training got Ctrl-C after epoch 2 of 4, and the message it raised."""
+    """A run folder whose training got Ctrl-C after epoch 2 of 4, the message it raised, and the SIGINT handler in
+    place before training (Python's default; SIG_IGN when the tests run as a background job of a shell)."""
     out = tmp_path_factory.mktemp("interrupted")
+    before = signal.getsignal(signal.SIGINT)
     with pytest.MonkeyPatch.context() as mp:
         _interrupt_after(mp, 2)
         with pytest.raises(TrainingInterrupted) as stop:
             train("se", tiny_synthetic, out, **TINY)
-    return out, str(stop.value)
+    return out, str(stop.value), before
 
 
 def _copy_of(folder: Path, tmp_path: Path) -> Path:
@@ -92,11 +94,11 @@ def _copy_of(folder: Path, tmp_path: Path) -> Path:
 @pytest.mark.slow
 def test_ctrl_c_stops_after_a_complete_epoch_and_says_how_to_resume(interrupted):
     # Breaks if SIGINT killed the process mid-write (no message) or the backup was deleted on the way out.
-    out, message = interrupted
+    out, message, before = interrupted
     assert "SIGINT" in message and "run the same command again to resume" in message
     assert json.loads((out / BACKUP / "training_metadata.json").read_text())["epoch"] == 2
     assert len(pd.read_csv(out / HISTORY)) == 2
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler  # handlers given back
+    assert signal.getsignal(signal.SIGINT) is before  # handlers given back
 
 
 @pytest.mark.slow
