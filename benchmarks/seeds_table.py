@@ -60,8 +60,8 @@ def markdown(pairs: pd.DataFrame) -> str:
             summary += [f"{100 * group[f'CNN {m}'].mean():.2f}%", f"{100 * group[f'SE-CNN {m}'].mean():.2f}%",
                         f"{gains.mean():+.2f}{std}"]
         lines.append("| mean | " + " | ".join(summary) + " |")
-        wins = int((group["gain PublicTest acc"] > 0).sum())
-        lines += ["", f"The SE-CNN is above the CNN on PublicTest in {wins} of {len(group)} seeds.", ""]
+        wins = [f"{int((group[f'gain {m}'] > 0).sum())} of {len(group)} seeds on {m}" for m in MEASURES]
+        lines += ["", f"The SE-CNN is above the CNN in {', '.join(wins[:-1])} and {wins[-1]}.", ""]
     return "\n".join(lines)
 
 
