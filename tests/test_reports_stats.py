@@ -220,3 +220,27 @@ def test_readme_shortfall_against_the_paper_is_the_published_one(published, resu
     shown = number(r"short\s+of\s+the\s+paper\s+by\s+(\d+)-(\d+)\s+points", results_section)
     low, high = (int(v) for v in shown)
     assert all(low <= round(g) <= high for g in gaps), gaps
+
+
+def seed_run(kind: str, seed: int) -> Path:
+    """The width study's run of PAPER_CONFIG's row (seed 0) or its seeds' runs (benchmarks/width_study.sh)."""
+    row = f"{kind}_32-64-128_bn_d512"  # PAPER_CONFIG's row in benchmarks/study_rows.sh
+    results = ROOT / "benchmarks" / "results"
+    return results / "study" / row if seed == 0 else results / "seeds" / f"{row}_s{seed}"
+
+
+def test_readme_seed_gains_are_those_of_the_seed_runs(results_section):
+    # Breaks when a seed is added or re-run and README.md keeps the old mean and std of the SE-CNN's gain.
+    paper, public = [], []
+    for seed in range(10):
+        if not all((seed_run(kind, seed) / "history.csv").is_file() for kind in KINDS):
+            continue
+        cnn, se = (pd.read_csv(seed_run(kind, seed) / "history.csv") for kind in KINDS)
+        paper.append(100 * (readings(se)[0] - readings(cnn)[0]))
+        public.append(100 * (se["public_test_accuracy"].max() - cnn["public_test_accuracy"].max()))
+    assert len(paper) >= 3
+    shown = number(r"by ([\d.]+) ± ([\d.]+) points on all test images the paper's way\s+and ([\d.]+) ± ([\d.]+) on "
+                   r"PublicTest", results_section)
+    assert shown == [f"{np.mean(paper):.2f}", f"{np.std(paper, ddof=1):.2f}",
+                     f"{np.mean(public):.2f}", f"{np.std(public, ddof=1):.2f}"]
+    assert min(paper + public) > 0  # "ahead on every seed"
