@@ -334,8 +334,8 @@ def publish(runs: str | Path, out: str | Path = "reports", data: str | None = No
             kernel: str | None = None) -> int:
     """Publish two finished runs into `out`: run folders, executed notebooks 05-07 and their figures, README.md.
 
-    The executed notebooks show no faces (PUBLISHED_NOTEBOOKS): FER2013 images must not be committed. `data` is named
-    in README's re-evaluation command and given to the notebooks (05's leakage analysis, 06's FER+ and robustness
+    The executed notebooks show no faces (PUBLISHED_NOTEBOOKS): FER2013 images must not be committed. `data` is named,
+    as given, in README's commands and given to the notebooks (05's leakage analysis, 06's FER+ and robustness
     measures, 07's framing). Each model.keras is published without its optimizer state; one still over MAX_MODEL_MB
     is refused before anything is written.
     """
@@ -396,7 +396,10 @@ def publish(runs: str | Path, out: str | Path = "reports", data: str | None = No
              f"`models_dir = \"../{out.name}\"`, or `python -m fer_utils run --reuse {out.name}` (notebooks 02 and 04 "
              "then reuse these runs instead of training).", "", "## Figures", "", figures.rstrip("\n"), "",
              *_notebook_figures(out)]
-    write_text(out / "README.md", "\n".join(lines))
+    text = "\n".join(lines)
+    if "data_path" in common and common["data_path"] != data:  # the data as the publisher named it, not this machine's
+        text = text.replace(common["data_path"], data)  # absolute path (the notebooks and run_info record that one)
+    write_text(out / "README.md", text)
     print(f"Published {', '.join(MODELS)} into {out}; see {out / 'README.md'}")
     return 0
 

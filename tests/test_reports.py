@@ -65,6 +65,12 @@ def test_published_runs_were_trained_on_fer2013():
         assert sum(info["counts"]["test_all"].values()) == 7178
 
 
+def test_published_readme_names_the_data_as_given_not_by_an_absolute_path():
+    readme = (REPORTS / "README.md").read_text()
+    assert re.search(r"\*\*Data:\*\* \S+archive\.zip", readme)
+    assert not re.search(r"(\*\*Data:\*\*|--data) /", readme)
+
+
 def test_published_notebook_shows_no_faces():
     text = (REPORTS / "05_error_analysis.ipynb").read_text()
     assert "n_gallery = 0: no faces shown" in text
