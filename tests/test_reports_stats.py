@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from scipy.stats import binom, norm
 
-from fer_utils.config import PAPER_TABLE1
+from fer_utils.config import PAPER_CONFIG, PAPER_TABLE1
 from fer_utils.evaluation import paired_accuracy_difference
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -222,20 +222,21 @@ def test_readme_shortfall_against_the_paper_is_the_published_one(published, resu
     assert all(low <= round(g) <= high for g in gaps), gaps
 
 
-def seed_run(kind: str, seed: int) -> Path:
-    """The width study's run of PAPER_CONFIG's row (seed 0) or its seeds' runs (benchmarks/width_study.sh)."""
-    row = f"{kind}_32-64-128_bn_d512"  # PAPER_CONFIG's row in benchmarks/study_rows.sh
+def seed_runs(kind: str) -> dict[int, Path]:
+    """PAPER_CONFIG's width-study row (seed 0) and its other seeds' runs (benchmarks/width_study.sh), by seed."""
+    filters = "-".join(str(f) for f in PAPER_CONFIG["filters"])
+    row = f"{kind}_{filters}{'_bn' if PAPER_CONFIG['batch_norm'] else ''}_d{PAPER_CONFIG['dense_units']}"
     results = ROOT / "benchmarks" / "results"
-    return results / "study" / row if seed == 0 else results / "seeds" / f"{row}_s{seed}"
+    runs = {int(p.name.rsplit("_s", 1)[1]): p for p in (results / "seeds").glob(f"{row}_s*")}
+    return {0: results / "study" / row, **runs}
 
 
 def test_readme_seed_gains_are_those_of_the_seed_runs(results_section):
     # Breaks when a seed is added or re-run and README.md keeps the old mean and std of the SE-CNN's gain.
+    runs = {kind: seed_runs(kind) for kind in KINDS}
     paper, public = [], []
-    for seed in range(10):
-        if not all((seed_run(kind, seed) / "history.csv").is_file() for kind in KINDS):
-            continue
-        cnn, se = (pd.read_csv(seed_run(kind, seed) / "history.csv") for kind in KINDS)
+    for seed in sorted(set(runs["baseline"]) & set(runs["se"])):
+        cnn, se = (pd.read_csv(runs[kind][seed] / "history.csv") for kind in KINDS)
         paper.append(100 * (readings(se)[0] - readings(cnn)[0]))
         public.append(100 * (se["public_test_accuracy"].max() - cnn["public_test_accuracy"].max()))
     assert len(paper) >= 3
