@@ -1,6 +1,7 @@
 # Two commands on a fresh machine (each creates .venv and installs the project when it is missing):
-#   make run    the main job: the notebook sequence via papermill (PROFILE=smoke|quick|paper, DATA=path, OUT=dir,
-#               REUSE=reports to reuse the published models instead of training)
+#   make run    the main job: the notebook sequence via papermill (PROFILE=smoke|quick|paper|literal, DATA=path,
+#               OUT=dir, REUSE=reports to reuse the published models instead of training, PARAMS="-p NAME VALUE ..."
+#               to set notebook parameters, e.g. PARAMS="-p seed 1 -p filters 64,128,256"; an unknown NAME stops it)
 #   make test   the test suite (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
@@ -9,6 +10,7 @@ PROFILE ?= smoke
 DATA ?=
 OUT ?=
 REUSE ?=
+PARAMS ?=
 
 .PHONY: setup run test test-fast clean
 
@@ -21,7 +23,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
-	$(PY) -m fer_utils run --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(if $(OUT),--out $(OUT)) $(if $(REUSE),--reuse $(REUSE))
+	$(PY) -m fer_utils run --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(if $(OUT),--out $(OUT)) $(if $(REUSE),--reuse $(REUSE)) $(PARAMS)
 
 test: setup
 	$(PY) -m pytest

@@ -35,15 +35,43 @@ def notebooks() -> list[Path]:
 
 
 def _coerce(value: str):
-    """A -p value as papermill would want it: int, float, None, bool, a list for "64,128,256", or the string."""
+    """A -p value as papermill would want it: int, float, None, bool, a list for "64,128,256" (or "(64, 128, 256)",
+    as the profiles print it), or the string."""
     for cast in (int, float):
         try:
             return cast(value)
         except ValueError:
             pass
     if "," in value:
-        return [_coerce(v.strip()) for v in value.split(",")]
+        return [_coerce(v.strip()) for v in value.strip().strip("()[]").split(",") if v.strip()]
     return {"None": None, "none": None, "True": True, "False": False}.get(value, value)
+
+
+def papermill_value(value, name: str = "value"):
+    """`value` as a type that papermill's Python translator writes back faithfully into a notebook.
+
+    The translator knows None, str, bool, int, float, list and dict; anything else (a tuple such as a profile's
+    `filters=(32, 64, 128)`) it writes as the *string* of its repr, which a notebook then fails on far from the cause.
+    Tuples (and other sequences) become lists, paths strings, NumPy scalars Python numbers; any other type raises
+    TypeError naming the parameter. The notebooks turn a list back into what they need (`tuple(filters)`).
+    """
+    import numbers
+    import os
+
+    if value is None or isinstance(value, (str, bool)):
+        return value
+    if isinstance(value, numbers.Integral):
+        return int(value)
+    if isinstance(value, numbers.Real):
+        return float(value)
+    if isinstance(value, os.PathLike):
+        return os.fspath(value)
+    if isinstance(value, dict):
+        return {str(k): papermill_value(v, f"{name}[{k!r}]") for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [papermill_value(v, f"{name}[{i}]") for i, v in enumerate(value)]
+    raise TypeError(f"notebook parameter {name}: papermill cannot pass a {type(value).__name__} ({value!r}); "
+                    "give it as None, a bool, a number, a string, a list or a dict")
 
 
 def _quiet_papermill() -> None:
@@ -127,6 +155,16 @@ class _Progress:
         print(f"    {message} in {time.perf_counter() - self.start:.0f} s", file=self.stream, flush=True)
 
 
+def papermill_parameters(nb: Path, params: dict) -> dict:
+    """What papermill is given for notebook `nb`: the parameters in `params` that it declares, each as
+    `papermill_value` makes it (so that the notebook receives the value itself, not its repr as a string)."""
+    import papermill as pm
+
+    _quiet_papermill()
+    declared = pm.inspect_notebook(str(nb))
+    return {k: papermill_value(v, k) for k, v in params.items() if k in declared}
+
+
 def _execute(nb: Path, target: Path, params: dict, kernel: str | None, log_dir: Path | None = None) -> bool:
     """Execute one notebook into `target` with papermill (cwd: target's folder); on failure say where, return False.
 
@@ -138,8 +176,7 @@ def _execute(nb: Path, target: Path, params: dict, kernel: str | None, log_dir: 
     from papermill.exceptions import PapermillExecutionError
 
     _quiet_papermill()
-    declared = pm.inspect_notebook(str(nb))
-    nb_params = {k: v for k, v in params.items() if k in declared}
+    nb_params = papermill_parameters(nb, params)
     print(f"\n=== {nb.name}  ({', '.join(f'{k}={v}' for k, v in nb_params.items())})", flush=True)
     progress = _Progress(nb.name, len(nbformat.read(nb, as_version=4).cells))
     try:
@@ -156,6 +193,15 @@ def _execute(nb: Path, target: Path, params: dict, kernel: str | None, log_dir: 
         return False
     progress.done(f"done -> {target}")
     return True
+
+
+def run_parameters(profile: str, data: str | None, run_dir: str | Path, extra: dict[str, str] | None = None) -> dict:
+    """The parameters `run_pipeline` offers every notebook (each gets those it declares, via `papermill_parameters`):
+    the profile's (SYNTHETIC_SMOKE for smoke on the synthetic set), data_path, run_dir, then the `-p` overrides."""
+    synthetic = resolve_data_path(data) is None
+    profile_params = SYNTHETIC_SMOKE if profile == "smoke" and synthetic else PROFILES[profile]
+    return {**profile_params, "data_path": data, "run_dir": str(run_dir),
+            **{k: _coerce(v) for k, v in (extra or {}).items()}}
 
 
 def run_pipeline(profile: str = "smoke", data: str | None = None, out: str | None = None,
@@ -177,9 +223,7 @@ def run_pipeline(profile: str = "smoke", data: str | None = None, out: str | Non
     run_dir = Path(out or f"runs/{profile}").resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
     synthetic = resolve_data_path(data) is None
-    profile_params = SYNTHETIC_SMOKE if profile == "smoke" and synthetic else PROFILES[profile]
-    params = {**profile_params, "data_path": data, "run_dir": str(run_dir),
-              **{k: _coerce(v) for k, v in (extra or {}).items()}}
+    params = run_parameters(profile, data, run_dir, extra)
     if synthetic:
         print(synthetic_banner(data))
     print(f"Running {len(notebooks())} notebooks, profile {profile!r}, into {run_dir}")
@@ -194,6 +238,23 @@ def run_pipeline(profile: str = "smoke", data: str | None = None, out: str | Non
             return 1
     print(f"\nAll notebooks ran. Results: {run_dir / 'results.md'}")
     return 0
+
+
+def published_profile(folder: str | Path) -> str | None:
+    """The profile whose `run --profile NAME --reuse FOLDER` reuses the finished runs in `folder` instead of training:
+    the one (on all the data) whose parameters are those both runs were trained with; None when no profile's are."""
+    from .training import training_params
+
+    recorded = {}
+    for kind in MODELS:
+        params = dict(json.loads((Path(folder) / kind / "run_info.json").read_text())["params"])
+        recorded[kind] = training_params(params.pop("model", kind), **params)
+    for name, profile in PROFILES.items():
+        asked = {k: v for k, v in profile.items() if k != "per_class"}
+        if profile.get("per_class") is None and all(training_params(kind, **asked) == recorded[kind]
+                                                    for kind in MODELS):
+            return name
+    return None
 
 
 def _command(run_info: dict) -> str:
@@ -377,6 +438,11 @@ def publish(runs: str | Path, out: str | Path = "reports", data: str | None = No
     infos = {kind: json.loads((out / kind / "run_info.json").read_text()) for kind in MODELS}
     rows = pd.DataFrame([_run_summary(kind, out / kind) for kind in MODELS])
     data_arg = f" --data {data}" if data else ""
+    profile = published_profile(out)  # the one whose `run --reuse` reuses these runs (the default smoke's does not)
+    explore = (f", or `python -m fer_utils run --profile {profile} --reuse {out.name}{data_arg}` (notebooks 02 and 04 "
+               "then reuse these runs instead of training)." if profile else
+               " (no profile of `python -m fer_utils run` trains with these runs' parameters: `--reuse` would train "
+               "anew).")
     lines = ["# Published results: the paper's Table 1 on FER2013", "",
              "Generated by `python -m fer_utils publish` from two finished training runs; every number below is "
              "read from the run folders in this directory (commands at the end). Do not edit by hand: regenerate "
@@ -393,8 +459,7 @@ def publish(runs: str | Path, out: str | Path = "reports", data: str | None = No
              "Regenerate this page, the figures and the executed notebooks from the run folders:", "", "```",
              f"python -m fer_utils publish RUNS --out {out.name}{data_arg}", "```", "",
              "Explore them in the course: open `notebooks/05_error_analysis.ipynb` with "
-             f"`models_dir = \"../{out.name}\"`, or `python -m fer_utils run --reuse {out.name}` (notebooks 02 and 04 "
-             "then reuse these runs instead of training).", "", "## Figures", "", figures.rstrip("\n"), "",
+             f"`models_dir = \"../{out.name}\"`{explore}", "", "## Figures", "", figures.rstrip("\n"), "",
              *_notebook_figures(out)]
     text = "\n".join(lines)
     if "data_path" in common and common["data_path"] != data:  # the data as the publisher named it, not this machine's

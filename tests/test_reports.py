@@ -58,6 +58,15 @@ def test_the_profile_reuses_the_published_run(folder, profile, kind):
     assert training_params(recorded.pop("model"), **recorded) == profile_training_params(profile, kind)
 
 
+@pytest.mark.parametrize("folder,profile", [("", "paper"), ("v1", "literal")])
+def test_published_readme_explores_them_with_the_profile_that_reuses_them(folder, profile):
+    """Breaks on the README line `run --reuse reports`, whose default smoke profile trains anew instead of reusing."""
+    assert pipeline.published_profile(REPORTS / folder) == profile
+    readme = (REPORTS / folder / "README.md").read_text()
+    assert f"`python -m fer_utils run --profile {profile} --reuse reports{'/' + folder if folder else ''} " in readme
+    assert not re.search(r"fer_utils run --reuse", readme)
+
+
 def test_published_runs_were_trained_on_fer2013():
     for kind in KINDS:
         info = json.loads((REPORTS / kind / "run_info.json").read_text())

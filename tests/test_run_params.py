@@ -34,6 +34,7 @@ def test_known_parameters_pass(tmp_path, monkeypatch):
 
 def test_comma_separated_widths_become_a_list():
     assert pipeline._coerce("64,128,256") == [64, 128, 256]
+    assert pipeline._coerce("(64, 128, 256)") == pipeline._coerce("[64,128,256]") == [64, 128, 256]
     assert pipeline._coerce("0.5") == 0.5 and pipeline._coerce("True") is True
 
 
@@ -54,3 +55,30 @@ def test_importing_fer_utils_leaves_the_environment_alone():
     env = {k: v for k, v in os.environ.items() if k != "TF_CPP_MIN_LOG_LEVEL"}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip() == "True"
+
+
+def _make_n(*args: str) -> str:
+    """What `make -n run ARGS` would run (nothing runs; a missing .venv only adds its set-up lines)."""
+    import shutil
+    import subprocess
+    from pathlib import Path
+
+    if shutil.which("make") is None:
+        pytest.skip("no `make` on PATH")
+    done = subprocess.run(["make", "-n", "run", *args], cwd=Path(__file__).resolve().parent.parent,
+                          capture_output=True, text=True, timeout=60, check=True)
+    return next(line for line in done.stdout.splitlines() if " -m fer_utils run " in line)
+
+
+def test_make_run_passes_params_through_to_the_cli():
+    # Breaks on a Makefile whose `run` has no way to pass `-p` (issue 28).
+    line = _make_n("PROFILE=paper", "REUSE=reports", "DATA=/x/archive.zip", "PARAMS=-p seed 1 -p filters 64,128,256")
+    assert line.split(" -m ", 1)[1].split() == ["fer_utils", "run", "--profile", "paper", "--data", "/x/archive.zip",
+                                                "--reuse", "reports", "-p", "seed", "1", "-p", "filters",
+                                                "64,128,256"]
+    args = cli.build_parser().parse_args(line.split(" -m fer_utils ", 1)[1].split())
+    assert args.param == [["seed", "1"], ["filters", "64,128,256"]] and args.reuse == "reports"
+
+
+def test_make_run_without_params_passes_none():
+    assert " -p " not in _make_n("PROFILE=smoke")
