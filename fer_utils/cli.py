@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from .config import DENSE_UNITS, FILTERS, MAX_EPOCHS, PRECISIONS, PROTOCOLS, SCHEDULES, SPLITS
-from .config import FACE_MARGIN, PUBLISHED_MODEL
+from .config import AUGMENTATIONS, FACE_MARGIN, LABEL_SMOOTHING, PUBLISHED_MODEL, WEIGHT_DECAY
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -27,6 +27,16 @@ def _widths(text: str) -> tuple[int, ...]:
     if len(widths) != 3 or min(widths) < 1:
         raise ValueError(text)
     return widths
+
+
+def _augmentations(text: str) -> tuple[str, ...]:
+    """'degrade,photometric' -> ('photometric', 'degrade') (fer_utils.augment's order); unknown names: usage error."""
+    from .augment import canonical
+
+    try:
+        return canonical(name.strip() for name in text.split(",") if name.strip())
+    except ValueError as err:
+        raise argparse.ArgumentTypeError(str(err)) from None
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
@@ -71,12 +81,14 @@ def _train(train, args: argparse.Namespace, data, out: Path) -> dict:
     return train(args.model, data, out, epochs=args.epochs, seed=args.seed, protocol=args.protocol,
                  precision=args.precision, schedule=args.schedule, verbose=1 if sys.stdout.isatty() else 2,
                  dense_dropout=args.dense_dropout, flip=args.flip, batch_norm=args.batch_norm,
-                 filters=args.filters, dense_units=args.dense_units)
+                 filters=args.filters, dense_units=args.dense_units, augment=args.augment,
+                 label_smoothing=args.label_smoothing, weight_decay=args.weight_decay)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Recompute a saved model's loss and accuracy on one split."""
     import keras
+    from . import augment  # noqa: F401  (registers the augmentation layers a model may hold)
 
     from .data import load_data
     from .evaluation import evaluate_split
@@ -186,6 +198,13 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"conv filters per block (default {','.join(map(str, FILTERS))}; the paper gives none)")
     tr.add_argument("--dense-units", type=int, default=DENSE_UNITS, metavar="N",
                     help=f"units of the dense layer (default {DENSE_UNITS}; the paper gives none)")
+    tr.add_argument("--augment", type=_augmentations, default=(), metavar="NAME,...",
+                    help=f"training-only augmentations beyond the paper's shift: some of {','.join(AUGMENTATIONS)} "
+                         "(strengths: config.AUGMENT; notebook 08)")
+    tr.add_argument("--label-smoothing", type=float, default=LABEL_SMOOTHING, metavar="EPS",
+                    help=f"label smoothing of the cross-entropy (default {LABEL_SMOOTHING:g}, the paper's)")
+    tr.add_argument("--weight-decay", type=float, default=WEIGHT_DECAY, metavar="WD",
+                    help=f"decoupled weight decay: > 0 trains with AdamW (default {WEIGHT_DECAY:g}: the paper's Adam)")
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="recompute loss and accuracy of a saved model")
@@ -200,7 +219,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--data", default=None, help="as for train; 'synthetic' forces the synthetic stand-in")
     run.add_argument("--out", default=None, help="run folder (default runs/<profile>)")
     run.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
-                     help="a notebook parameter, passed to every notebook that has it")
+                     help="a notebook parameter, passed to every notebook that has it (a list: 64,128,256); "
+                     "repeat for more; `make run PARAMS=\"-p NAME VALUE\"`")
     run.add_argument("--kernel", default=None, help="Jupyter kernel name (default: this Python)")
     run.add_argument("--reuse", default=None, metavar="DIR",
                      help="a folder of finished baseline/ and se/ runs (e.g. reports) to reuse instead of training")

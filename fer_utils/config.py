@@ -74,6 +74,33 @@ keeps the notebooks' default (the constants above)."""
 SYNTHETIC_SMOKE = {"per_class": None, "epochs": 10}
 """On the small synthetic set the smoke profile uses all of it, and enough epochs to learn it well above chance."""
 
+# Augmentations beyond the paper (fer_utils.augment, notebook 08; the robust-model issue).
+AUGMENTATIONS: tuple[str, ...] = ("geometric", "photometric", "degrade", "erase")
+"""The augmentation groups `fer_utils.augment.augmentation` knows, in the order it applies them."""
+AUGMENT = {
+    "rotation_degrees": 10.0,  # geometric: rotation uniform in +-10 degrees
+    "zoom": 0.1,  # geometric: zoom in or out by up to 10%
+    "gamma": 1.6,  # photometric: gamma log-uniform in [1/1.6, 1.6]
+    "contrast": 0.7,  # photometric: contrast factor uniform in [0.3, 1.7], around each face's mean
+    "brightness": 70.0,  # photometric: up to +-70 grey levels added
+    "degrade_rate": 0.5,  # degrade: each of optics, noise and JPEG hits an image with this probability
+    "noise": 25.0,  # degrade: Gaussian sensor noise, sigma uniform in [0, 25] grey levels
+    "jpeg_quality": (5.0, 95.0),  # degrade: JPEG quality uniform in this range
+    "blur": 2.0,  # degrade: Gaussian blur, sigma uniform in [0.3, 2] pixels (half the optics draws)
+    "downscale": (0.3, 0.8),  # degrade: shrink to this fraction of the size and back (the other half)
+    "erase_rate": 0.5,  # erase: share of faces with one random rectangle erased
+    "erase_scale": (0.02, 0.15),  # erase: the rectangle's share of the face's area
+}
+ROBUSTNESS_TARGETS: dict[tuple[str, float], float] = {
+    ("mirror", 1): 0.5, ("shift", 4): 1.0, ("brightness", -60): 2.0, ("brightness", 60): 2.0, ("contrast", 0.5): 2.0,
+    ("noise", 10): 4.0, ("jpeg", 10): 4.0, ("blur", 1.0): 4.0,
+}
+"""The robust-model issue's targets: (perturbation, strength) of fer_utils.explain.perturb at 06's middle strengths ->
+the most accuracy points a robust model may lose to it. The robustness summary of a study row is the mean and the
+worst of these losses (benchmarks/robustness.py)."""
+LABEL_SMOOTHING = 0.0  # the paper's loss has none; the robust recipe's value is in PROFILES["robust"]
+WEIGHT_DECAY = 0.0  # the paper's Adam has none; > 0 switches to AdamW (decoupled weight decay)
+
 # Faces in real photos and videos (fer_utils.faces, `python -m fer_utils predict`, notebook 07).
 PUBLISHED_MODEL = "reports/se/model.keras"
 """The default model of `predict`: the published SE-CNN, relative to the repository root."""

@@ -15,7 +15,7 @@ from keras import layers, ops
 from PIL import Image
 from scipy import ndimage
 
-from .config import IMAGE_SIZE
+from .config import IMAGE_SIZE, ROBUSTNESS_TARGETS
 
 FACE_REGIONS: dict[str, tuple[slice, slice]] = {
     "eyes and brows": (slice(9, 22), slice(6, 42)),
@@ -360,3 +360,27 @@ def perturb(images: np.ndarray, kind: str, strength: float, seed: int = 0) -> np
     else:
         raise ValueError(f"unknown perturbation {kind!r}: expected one of {sorted(PERTURBATIONS)}")
     return np.clip(np.rint(out), 0, 255).astype(np.uint8)
+
+
+def robustness_losses(model: keras.Model, images: np.ndarray, labels: np.ndarray,
+                      perturbations=ROBUSTNESS_TARGETS, seed: int = 0) -> pd.DataFrame:
+    """Accuracy points that `model` loses to each perturbation, on the same images.
+
+    Args:
+        model: a trained model (raw uint8 pixels in, probabilities out).
+        images: (N, 48, 48, 1) uint8 faces; labels: (N,) their classes.
+        perturbations: (kind, strength) pairs of `perturb` (a dict's keys, e.g. config.ROBUSTNESS_TARGETS).
+        seed: seeds the perturbations' random draws (shift directions, noise).
+
+    Returns:
+        One row per (kind, strength): accuracy, and points_lost = 100 * (clean accuracy - accuracy).
+    """
+    from .evaluation import predict_proba
+
+    clean = float((predict_proba(model, images).argmax(1) == labels).mean())
+    rows = []
+    for kind, strength in perturbations:
+        accuracy = float((predict_proba(model, perturb(images, kind, strength, seed)).argmax(1) == labels).mean())
+        rows.append(dict(perturbation=kind, strength=strength, clean_accuracy=clean, accuracy=accuracy,
+                         points_lost=100 * (clean - accuracy)))
+    return pd.DataFrame(rows)

@@ -285,15 +285,17 @@ def crop_face(rgb: np.ndarray, box: Box, margin: float = FACE_MARGIN) -> np.ndar
 
 # ---------------------------------------------------------------- the model
 
-def load_fer_model(path: str | os.PathLike | None = None):
+def load_fer_model(path: str | os.PathLike | None = None, calibrated: bool = True):
     """Load a trained emotion model and check that it is one of this course's.
 
     Args:
-        path: a .keras file; None: the published SE-CNN (reports/se/model.keras).
+        path: a .keras file; None: the published model (`config.PUBLISHED_MODEL`).
+        calibrated: apply the temperature in calibration.json beside the file, when there is one
+            (fer_utils.calibration: same predicted classes, honest confidences).
     Returns:
         The keras.Model (input (None, 48, 48, 1) uint8 pixels, output (None, 7) softmax in CLASSES order).
     Raises:
-        InputError naming the file: missing, not a Keras model, or not shaped like ours.
+        InputError naming the file: missing, not a Keras model, not shaped like ours, or a broken calibration.json.
     """
     path = Path(path) if path is not None else published_model()
     if not path.is_file():
@@ -301,6 +303,7 @@ def load_fer_model(path: str | os.PathLike | None = None):
     if path.suffix == ".keras" and not zipfile.is_zipfile(path):
         raise InputError(f"{path}: not a Keras model file (a .keras model is a zip archive; this is not one)")
     import keras
+    from . import augment  # noqa: F401  (registers the augmentation layers a model may hold)
 
     try:
         model = keras.models.load_model(path)
@@ -314,7 +317,13 @@ def load_fer_model(path: str | os.PathLike | None = None):
         raise InputError(f"{path}: not one of this course's emotion models: input {got_in}, output {got_out}; "
                          f"expected input {expected_in} (48x48 grayscale) and output {expected_out} "
                          f"(the 7 emotions {', '.join(CLASSES)})")
-    return model
+    from .calibration import load_temperature, with_temperature
+
+    try:
+        temperature = load_temperature(path) if calibrated else None
+    except ValueError as err:
+        raise InputError(str(err)) from None
+    return with_temperature(model, temperature) if temperature else model
 
 
 def classify(model, crops: np.ndarray | list[np.ndarray]) -> np.ndarray:

@@ -11,17 +11,21 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from .augment import augmentation
 from .config import CLASSES, DENSE_DROPOUT, DENSE_UNITS, FILTERS, IMAGE_SIZE, LEARNING_RATE, SE_RATIO, SHIFT_RANGE
+from .config import LABEL_SMOOTHING, WEIGHT_DECAY
 
 
 # ---- notebooks/02_baseline_cnn.ipynb, cells `#@save models` (edit there; python -m fer_utils.export) ----
-def preprocessing(x, shift: float = SHIFT_RANGE, flip: bool = False):
+def preprocessing(x, shift: float = SHIFT_RANGE, flip: bool = False, augment: tuple[str, ...] = ()):
     """The paper's ImageDataGenerator as layers: random shifts (training only), then rescale 1/255.
 
     Args:
         x: the model's input tensor, raw uint8 pixels (N, 48, 48, 1).
         shift: the largest shift, as a fraction of width and height (0 turns it off).
         flip: also mirror faces left-right at random (training only), beyond the paper.
+        augment: further augmentations after the shift, beyond the paper (training only; notebook 08 and
+            `fer_utils.augment.AUGMENTATIONS`): "geometric", "photometric", "degrade", "erase".
 
     Returns:
         The preprocessed tensor, pixels in [0, 1].
@@ -30,6 +34,8 @@ def preprocessing(x, shift: float = SHIFT_RANGE, flip: bool = False):
         x = layers.RandomFlip("horizontal", name="augment_flip")(x)
     if shift:
         x = layers.RandomTranslation(shift, shift, fill_mode="nearest", name="augment_shift")(x)
+    if augment:
+        x = augmentation(x, augment)
     return layers.Rescaling(1.0 / 255, name="rescale")(x)
 
 
@@ -67,8 +73,8 @@ def conv_block(x, filters: int, block: int, se_ratio: int | None = None, dropout
 
 def build_cnn(se_ratio: int | None = None, filters: tuple[int, ...] = FILTERS, dense_units: int = DENSE_UNITS,
               block_dropout: float = 0.0, dense_dropout: float = DENSE_DROPOUT, batch_norm: bool = False,
-              shift: float = SHIFT_RANGE, flip: bool = False, preprocess: bool = True,
-              name: str | None = None) -> keras.Model:
+              shift: float = SHIFT_RANGE, flip: bool = False, augment: tuple[str, ...] = (),
+              preprocess: bool = True, name: str | None = None) -> keras.Model:
     """The paper's CNN on raw uint8 48x48x1 faces: preprocessing, conv blocks, flatten, dense, softmax over 7.
 
     Args:
@@ -80,6 +86,7 @@ def build_cnn(se_ratio: int | None = None, filters: tuple[int, ...] = FILTERS, d
         batch_norm: batch norm after each conv, before its ReLU (the paper describes none).
         shift: largest random shift in training (the paper's width/height_shift_range).
         flip: random left-right mirroring in training (not in the paper).
+        augment: further training-only augmentations (not in the paper; `preprocessing`, notebook 08).
         preprocess: False leaves out the shift and rescale layers, for inputs prepared outside the model.
         name: the model's name (default "baseline_cnn" or "se_cnn").
 
@@ -87,7 +94,7 @@ def build_cnn(se_ratio: int | None = None, filters: tuple[int, ...] = FILTERS, d
         An uncompiled keras.Model from (N, 48, 48, 1) pixels to (N, 7) class probabilities.
     """
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="image")
-    x = preprocessing(inputs, shift, flip) if preprocess else inputs
+    x = preprocessing(inputs, shift, flip, augment) if preprocess else inputs
     for block, n in enumerate(filters, start=1):
         x = conv_block(x, n, block, se_ratio, block_dropout, batch_norm)
     x = layers.Flatten(name="flatten")(x)
@@ -104,19 +111,25 @@ def build_baseline_cnn(**kwargs) -> keras.Model:
     return build_cnn(se_ratio=None, **kwargs)
 
 
-def compile_model(model: keras.Model, learning_rate=LEARNING_RATE, **compile_kwargs) -> keras.Model:
+def compile_model(model: keras.Model, learning_rate=LEARNING_RATE, label_smoothing: float = LABEL_SMOOTHING,
+                  weight_decay: float = WEIGHT_DECAY, **compile_kwargs) -> keras.Model:
     """Compile `model` with the paper's recipe: Adam, categorical cross-entropy, accuracy.
 
     Args:
         model: a model from `build_cnn`.
         learning_rate: Adam's learning rate, a number or a schedule (the paper: 0.002).
+        label_smoothing: mix each one-hot target with the uniform distribution by this much (the paper: 0; notebook 08).
+        weight_decay: > 0 uses AdamW, which shrinks every weight by `learning_rate * weight_decay` a step (notebook 08).
         **compile_kwargs: passed to `model.compile` as they are (e.g. `jit_compile`).
 
     Returns:
         The same model, compiled.
     """
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="categorical_crossentropy",
-                  metrics=["accuracy"], **compile_kwargs)
+    optimizer = (keras.optimizers.AdamW(learning_rate, weight_decay=weight_decay) if weight_decay
+                 else keras.optimizers.Adam(learning_rate))
+    loss = (keras.losses.CategoricalCrossentropy(label_smoothing=label_smoothing) if label_smoothing
+            else "categorical_crossentropy")
+    model.compile(optimizer=optimizer, loss=loss, metrics=["accuracy"], **compile_kwargs)
     return model
 # ---- end of notebooks/02_baseline_cnn.ipynb ----
 

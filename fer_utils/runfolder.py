@@ -123,6 +123,7 @@ def save_without_optimizer(source: str | os.PathLike, target: str | os.PathLike)
         ValueError: the written file does not reload with the same weights (naming it).
     """
     import keras
+    from . import augment  # noqa: F401  (registers the augmentation layers a model may hold)
 
     model = keras.saving.load_model(source, compile=False, safe_mode=True)
     with atomic_path(target, suffix=".keras") as tmp:
@@ -198,6 +199,7 @@ def check_backup(folder: Path) -> str | None:
 def check_model_file(path: Path) -> str | None:
     """What is wrong with a saved .keras file (one line), or None when it loads in safe mode."""
     import keras
+    from . import augment  # noqa: F401  (registers the augmentation layers a model may hold)
 
     try:
         keras.models.load_model(path, compile=False)

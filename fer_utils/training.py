@@ -26,8 +26,10 @@ import keras
 import numpy as np
 import pandas as pd
 
-from .config import (BATCH_SIZE, CLASSES, EARLY_STOPPING_PATIENCE, LEARNING_RATE, MAX_EPOCHS, PRECISIONS, PROTOCOLS,
-                     REDUCE_LR_FACTOR, REDUCE_LR_MIN, REDUCE_LR_PATIENCE, SCHEDULES)
+from .augment import canonical
+from .config import (BATCH_SIZE, CLASSES, EARLY_STOPPING_PATIENCE, LABEL_SMOOTHING, LEARNING_RATE, MAX_EPOCHS,
+                     PRECISIONS, PROTOCOLS, REDUCE_LR_FACTOR, REDUCE_LR_MIN, REDUCE_LR_PATIENCE, SCHEDULES,
+                     WEIGHT_DECAY)
 from .data import FerData
 from .evaluation import evaluate_splits
 from .models import build_model, compile_model
@@ -395,7 +397,8 @@ def compiled_model(model_kind: str, learning_rate=LEARNING_RATE, compile_kwargs:
 def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = MAX_EPOCHS,
           batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE, seed: int = 0,
           protocol: str = "clean", precision: str = "auto", patience: int = EARLY_STOPPING_PATIENCE,
-          schedule: str = "plateau", verbose: int | str = "auto", **model_kwargs) -> dict:
+          schedule: str = "plateau", label_smoothing: float = LABEL_SMOOTHING, weight_decay: float = WEIGHT_DECAY,
+          verbose: int | str = "auto", **model_kwargs) -> dict:
     """Train 'baseline' or 'se' on `data` with the paper's recipe; write the run folder; return metrics.
 
     The model is `compiled_model(model_kind, ...)`, trained by notebook 04's `fit_model` with
@@ -416,8 +419,10 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
         patience: EarlyStopping's patience in epochs (the paper: 16).
         schedule: "plateau" is the paper's (ReduceLROnPlateau); "cosine" the short fixed schedule of the quick
             profile.
+        label_smoothing: label smoothing of the cross-entropy (the paper: 0).
+        weight_decay: AdamW's decoupled weight decay (0: the paper's Adam).
         verbose: Keras' fit verbosity (2: one line per epoch).
-        **model_kwargs: options of the model builder (filters, dense_units, se_ratio, flip, ...).
+        **model_kwargs: options of the model builder (filters, dense_units, se_ratio, flip, augment, ...).
 
     Returns:
         The metrics written to metrics.json: loss, accuracy and confusion matrix per split, best epoch, epochs run.
@@ -427,6 +432,8 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}: expected one of {sorted(PROTOCOLS)}")
+    if "augment" in model_kwargs:
+        model_kwargs["augment"] = canonical(model_kwargs["augment"])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     epochs_before_resume = resume_state(out)  # the last good state of an interrupted run, else a fresh start
@@ -435,14 +442,16 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
         print(f"Resuming the interrupted run in {out} after epoch {epochs_before_resume}"
               + (" (training had finished; writing its results)" if fit_finished else ""))
     params = dict(model=model_kind, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                  protocol=protocol, precision=precision, patience=patience, schedule=schedule, **model_kwargs)
+                  protocol=protocol, precision=precision, patience=patience, schedule=schedule,
+                  label_smoothing=label_smoothing, weight_decay=weight_decay, **model_kwargs)
     resolved = resolve_precision(precision)
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_global_policy(resolved)
     try:
         x_train, y_train = data.xy("train")
         lr = learning_rate_schedule(schedule, learning_rate, steps_per_epoch(len(y_train), batch_size), epochs)
-        model = compiled_model(model_kind, lr, **model_kwargs)
+        model = compiled_model(model_kind, lr, dict(label_smoothing=label_smoothing, weight_decay=weight_decay),
+                               **model_kwargs)
         start = time.perf_counter()
         stop_on_signal = StopOnSignal()
         try:

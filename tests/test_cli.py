@@ -42,11 +42,11 @@ def test_data_check_text_output_shows_the_count_table(fer_files, capsys):
 @pytest.fixture(scope="module")
 def cli_run(tmp_path_factory, fer_files):
     """ONE `train` through the CLI on the fixture zip (baseline, 3 per class, 1 epoch, float32, flips, no dropout,
-    batch norm)."""
+    batch norm, two augmentation groups named out of order, label smoothing)."""
     out = tmp_path_factory.mktemp("cli") / "run"
     status = main(["train", "--model", "baseline", "--data", str(fer_files.zip), "--subset", "3", "--epochs", "1",
                    "--out", str(out), "--precision", "float32", "--flip", "--dense-dropout", "0",
-                   "--batch-norm"])
+                   "--batch-norm", "--augment", "degrade,photometric", "--label-smoothing", "0.1"])
     return status, out
 
 
@@ -70,6 +70,22 @@ def test_train_command_passes_flip_dropout_and_batch_norm_to_the_model(cli_run):
     layers = {layer.name for layer in keras.models.load_model(out / "model.keras").layers}
     assert "augment_flip" in layers and "dense_dropout" not in layers
     assert "block1_conv1_bn" in layers
+
+
+@pytest.mark.slow
+def test_train_command_passes_augmentations_in_their_canonical_order_and_label_smoothing(cli_run):
+    _, out = cli_run
+    params = json.loads((out / "run_info.json").read_text())["params"]
+    assert params["augment"] == ["photometric", "degrade"] and params["label_smoothing"] == 0.1
+    layers = {layer.name for layer in keras.models.load_model(out / "model.keras").layers}
+    assert {"augment_gamma", "augment_degrade"} <= layers and "augment_erase" not in layers
+
+
+def test_train_command_rejects_an_unknown_augmentation_in_one_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--model", "se", "--augment", "photometric,blur"])
+    assert stop.value.code == 2
+    assert "unknown augmentation blur" in capsys.readouterr().err
 
 
 @pytest.mark.slow
