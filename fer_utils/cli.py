@@ -1,4 +1,4 @@
-"""Command line: `python -m fer_utils {data check, train, evaluate, run, predict}`.
+"""Command line: `python -m fer_utils {data check, train, evaluate, calibrate, run, publish, predict}`.
 
 The contract other tools rely on; each command prints plain text (or JSON) and exits non-zero on failure.
 """
@@ -98,6 +98,26 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     scores = evaluate_split(model, data, args.split, args.tta)
     label = f"{args.split} (flip TTA)" if args.tta else args.split
     print(f"{label}: loss {scores['loss']:.4f}  accuracy {scores['accuracy']:.4f}  (n={scores['n']})")
+    return 0
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    """Fit a run folder's temperature on PublicTest and write its calibration.json."""
+    from .calibration import calibrate_run
+    from .data import load_data
+
+    if not Path(args.run, "model.keras").is_file():
+        print(f"error: {args.run}: no model.keras in this folder", file=sys.stderr)
+        return 2
+    data = load_data(args.data, seed=args.seed)
+    if data.synthetic:
+        print("error: calibration needs FER2013's PublicTest and PrivateTest, not the synthetic stand-in "
+              "(--data path/to/archive.zip)", file=sys.stderr)
+        return 2
+    report = calibrate_run(args.run, data)
+    print(f"{Path(args.run) / 'calibration.json'}: temperature {report['temperature']:.3f}; on PrivateTest, NLL "
+          f"{report['nll_before']:.4f} -> {report['nll_after']:.4f}, ECE {report['ece_before']:.4f} -> "
+          f"{report['ece_after']:.4f}")
     return 0
 
 
@@ -213,6 +233,14 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--split", choices=(*SPLITS, "test_all"), default="test")
     ev.add_argument("--tta", action="store_true", help="average each image's prediction with its mirror image's")
     ev.set_defaults(func=cmd_evaluate)
+
+    cal = sub.add_parser("calibrate", help="fit a run folder's temperature on PublicTest (calibration.json, used by "
+                         "predict)")
+    cal.add_argument("run", help="a run folder holding model.keras")
+    cal.add_argument("--data", default=None, help="FER2013: archive.zip, extracted folder or fer2013.csv "
+                     "(default: $FER2013_PATH, then data/)")
+    cal.add_argument("--seed", type=int, default=0)
+    cal.set_defaults(func=cmd_calibrate)
 
     run = sub.add_parser("run", help="run the notebook sequence with papermill")
     run.add_argument("--profile", choices=sorted(PROFILES), default="smoke")

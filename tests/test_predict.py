@@ -312,3 +312,29 @@ def test_notebook_07_uses_fer2013_only_for_numbers():
                        if c["cell_type"] == "code")
     assert sorted(set(re.findall(r"\bdata\.\w+", source))) == ["data.synthetic", "data.xy"]
     assert source.count("data.xy(") == 1 and 'faces.fer_framing(data.xy("train")[0])' in source
+
+
+def test_the_default_model_carries_its_published_temperature():
+    """predict's default model ends in the temperature of the calibration.json beside it; its classes are the raw
+    model's (temperature scaling only softens confidences)."""
+    from fer_utils.calibration import apply_temperature, load_temperature
+
+    path = faces.published_model()
+    temperature = load_temperature(path)
+    assert temperature is not None and temperature > 1, "the published model has no calibration.json (`calibrate`)"
+    model, raw = faces.load_fer_model(), faces.load_fer_model(calibrated=False)
+    assert model.layers[-1].name == "temperature" and raw.layers[-1].name != "temperature"
+    assert model.layers[-1].temperature == pytest.approx(json.loads(path.with_name("calibration.json").read_text())[
+        "temperature"])
+    crops = np.random.default_rng(0).integers(0, 256, (8, 48, 48), dtype=np.uint8)
+    calibrated, plain = faces.classify(model, crops), faces.classify(raw, crops)
+    np.testing.assert_allclose(calibrated, apply_temperature(plain, temperature), atol=1e-4)
+
+
+def test_a_broken_calibration_file_is_named_in_one_line(tmp_path):
+    import shutil
+
+    shutil.copy(faces.published_model(), tmp_path / "model.keras")
+    (tmp_path / "calibration.json").write_text("{not json")
+    with pytest.raises(faces.InputError, match="calibration.json"):
+        faces.load_fer_model(tmp_path / "model.keras")

@@ -116,3 +116,18 @@ def test_published_notebook_06_ran_without_faces_and_without_errors():
     assert not [o for c in cells if c["cell_type"] == "code" for o in c["outputs"] if o["output_type"] == "error"]
     assert "the gallery of faces is skipped" in path.read_text()
     assert not (REPORTS / "figures" / "06_ferplus_gallery.png").exists()
+
+
+@requires_real_data
+@pytest.mark.slow
+def test_recalibrating_the_published_se_model_reproduces_its_temperature(tmp_path, capsys):
+    import shutil
+
+    from fer_utils.cli import main
+
+    shutil.copy(REPORTS / "se" / "model.keras", tmp_path / "model.keras")
+    assert main(["calibrate", str(tmp_path), "--data", REAL_DATA]) == 0
+    ours = json.loads((tmp_path / "calibration.json").read_text())
+    published = json.loads((REPORTS / "se" / "calibration.json").read_text())
+    assert ours["temperature"] == pytest.approx(published["temperature"], rel=1e-3)
+    assert ours["ece_after"] < ours["ece_before"] and "temperature" in capsys.readouterr().out
