@@ -1,0 +1,78 @@
+"""benchmarks/robust_study.sh and robust_rows.sh: the regularisation and augmentation study's rows and their runs."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCH = ROOT / "benchmarks"
+sys.path.insert(0, str(BENCH))
+
+pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="the study scripts are bash")
+
+
+def study_run(tmp_path: Path, *rows: str) -> subprocess.CompletedProcess:
+    """robust_study.sh ROWS in a copy of benchmarks/, with a stand-in Python that records the train command and
+    writes the files a finished run folder holds (and that benchmarks/robustness.py writes)."""
+    copy = tmp_path / "repo" / "benchmarks"
+    copy.mkdir(parents=True)
+    for name in ("robust_study.sh", "robust_rows.sh"):
+        shutil.copy2(BENCH / name, copy / name)
+    fake = tmp_path / "python"
+    fake.write_text('#!/usr/bin/env bash\n'
+                    'if [ "$1" = -c ]; then echo --filters 32,64,128 --dense-units 512 --dense-dropout 0.0 '
+                    '--batch-norm; exit 0; fi\n'
+                    'if [ "$1" = benchmarks/robustness.py ]; then touch "$2/robustness.csv"; exit 0; fi\n'
+                    'out=${@: -1}; mkdir -p "$out"; echo "$@" > "$out/args"\n'
+                    'for f in history.csv metrics.json run_info.json model.keras; do touch "$out/$f"; done\n')
+    fake.chmod(0o755)
+    env = {**os.environ, "PY": str(fake), "RUNS": str(tmp_path / "runs"), "DATA": "D",
+           "RESULTS": str(tmp_path / "results")}
+    return subprocess.run(["bash", str(copy / "robust_study.sh"), *rows], env=env, capture_output=True, text=True)
+
+
+def test_a_row_trains_paper_config_with_its_own_options_and_the_study_schedule(tmp_path):
+    done = study_run(tmp_path, "se_photo")
+    assert done.returncode == 0, done.stderr
+    args = (tmp_path / "runs" / "se_photo" / "args").read_text().split()
+    assert args[:3] == ["-m", "fer_utils", "train"]
+    assert "--batch-norm" in args and args[args.index("--dense-units") + 1] == "512"
+    assert args[args.index("--augment") + 1] == "photometric"
+    assert args[args.index("--epochs") + 1] == "30" and args[args.index("--schedule") + 1] == "cosine"
+    kept = sorted(p.name for p in (tmp_path / "results" / "se_photo").iterdir())
+    assert kept == ["history.csv", "metrics.json", "robustness.csv", "run_info.json"]  # no weights in git
+
+
+def test_an_unknown_row_is_refused_naming_the_rows(tmp_path):
+    done = study_run(tmp_path, "se_blur")
+    assert done.returncode == 2 and "unknown row: se_blur" in done.stderr and "se_ref" in done.stderr
+
+
+def test_a_finished_row_is_not_trained_again(tmp_path):
+    (tmp_path / "results" / "se_ref").mkdir(parents=True)
+    (tmp_path / "results" / "se_ref" / "metrics.json").write_text(json.dumps({}))
+    done = study_run(tmp_path, "se_ref")
+    assert done.returncode == 0 and "done already" in done.stdout
+    assert not (tmp_path / "runs" / "se_ref").exists()
+
+
+def test_every_row_parses_as_train_options_and_all_combines_every_single_candidate():
+    from robust_cost import row_options, study_rows
+
+    rows = {row: row_options(options) for row, options in study_rows().items()}
+    kind, everything = rows["se_all"]
+    assert kind == "se" and everything["augment"] == ("geometric", "photometric", "degrade", "erase")
+    reference = rows["se_ref"][1]
+    for row, (kind, options) in rows.items():
+        changed = {k for k in options if options[k] != reference[k]}
+        if row.startswith("se_") and row not in ("se_ref", "se_all"):
+            assert len(changed) == 1, (row, changed)  # one candidate at a time
+            name = changed.pop()
+            assert options[name] == everything[name] or set(options[name]) <= set(everything[name]), row
