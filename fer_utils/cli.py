@@ -1,13 +1,19 @@
 """Command line: `python -m fer_utils {data check, train, evaluate, calibrate, run, publish, predict}`.
 
-The contract other tools rely on; each command prints plain text (or JSON) and exits non-zero on failure.
+The contract other tools rely on; each command prints plain text (or JSON) and exits non-zero on failure. Every
+known error (a missing or unusable file, bad data, a model that is not one of ours, a run folder started with other
+settings) ends a command with one line, `error: ...`, naming the file or setting, and exit status 2; `data check`
+exits 1 when it finds problems, `predict` 1 when an input or the model cannot be used, `train` 130 when stopped by a
+signal. Anything else is a bug, and shows its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
+import tempfile
 from pathlib import Path
 
 from .config import DENSE_UNITS, FILTERS, MAX_EPOCHS, PRECISIONS, PROTOCOLS, SCHEDULES, SPLITS
@@ -39,19 +45,92 @@ def _augmentations(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-def cmd_data_check(args: argparse.Namespace) -> int:
-    """Load and validate the data; print counts and every problem found."""
-    from .data import DataError, format_counts, load_data
+KNOWN_ERRORS = {"fer_utils.data": "DataError", "fer_utils.faces": "InputError", "fer_utils.runfolder": "ResumeConflict"}
+"""The package's errors for a bad input or setting, by module: each message names the file or setting."""
+OS_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 
-    try:
-        data = load_data(args.path, synthetic_fallback=True)
+
+def known_errors() -> tuple[type[Exception], ...]:
+    """The error types that end a command with one line: `KNOWN_ERRORS` of the modules imported (an error of a module
+    not imported cannot have been raised, and importing it only to compare would slow every command), `OS_ERRORS`."""
+    return OS_ERRORS + tuple(getattr(sys.modules[module], name) for module, name in KNOWN_ERRORS.items()
+                             if module in sys.modules)
+
+
+def error_line(err: Exception) -> str:
+    """A known error in one line, naming its file or setting.
+
+    Args:
+        err: a `known_errors()` instance.
+
+    Returns:
+        A DataError's first problem (with how many more, and how to list them), an OSError's "FILE: reason", else
+        the message with its lines joined.
+    """
+    problems = getattr(err, "problems", None)
+    if problems:
+        more = len(problems) - 1
+        return problems[0] + (f" (and {more} more problem(s): `python -m fer_utils data check PATH` lists them)"
+                              if more else "")
+    if isinstance(err, OSError) and err.filename is not None:
+        return f"{err.filename}: {err.strerror or err}"
+    head, *rest = [line.strip() for line in str(err).splitlines() if line.strip()] or [type(err).__name__]
+    return head + (" " + ", ".join(rest) if rest else "")
+
+
+def import_keras_quietly() -> None:
+    """Import Keras (TensorFlow under it) without TensorFlow's C++ start-up lines ("Could not find cuda drivers...").
+
+    TensorFlow 2.21 writes them to file descriptor 2 before its logging starts, whatever TF_CPP_MIN_LOG_LEVEL says,
+    so the import runs with descriptor 2 pointed at a temporary file, whose lines are shown if the import fails.
+    TF_CPP_MIN_LOG_LEVEL is set to 3 unless the user set it; a user who set 0 (show everything) sees the lines.
+    """
+    if "keras" in sys.modules or os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "0":
+        import keras  # noqa: F401
+        return
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as sink:
+        os.dup2(sink.fileno(), 2)
+        try:
+            import keras  # noqa: F401
+        except BaseException:
+            os.dup2(saved, 2)
+            sink.seek(0)
+            sys.stderr.write(sink.read().decode(errors="replace"))
+            raise
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
+def load_data_once(path: str | None, **kwargs):
+    """`data.load_data(path, **kwargs)` for a command: the synthetic-data banner, when it applies, printed once on
+    stderr (not also as a Python warning)."""
+    from .data import load_data, synthetic_banner
+
+    data = load_data(path, quiet=True, **kwargs)
+    if data.synthetic:
+        print(synthetic_banner(path), file=sys.stderr)
+    return data
+
+
+def cmd_data_check(args: argparse.Namespace) -> int:
+    """Load and validate the data; print counts and every problem found (no FER2013 found is one)."""
+    from .data import SYNTHETIC, DataError, format_counts, load_data
+
+    try:  # the synthetic stand-in only when asked for by name: with nothing found, there is nothing to check
+        data = load_data(args.path, synthetic_fallback=args.path == SYNTHETIC, quiet=True)
         report = {"source": data.source, "synthetic": data.synthetic, "counts": data.counts(), "problems": []}
     except DataError as err:
-        report = {"source": str(args.path), "synthetic": False, "counts": None, "problems": err.problems}
+        report = {"source": None if args.path is None else str(args.path), "synthetic": False, "counts": None,
+                  "problems": err.problems}
     if args.json:
         print(json.dumps(report, indent=2))
     else:
-        print(f"source: {report['source']}" + ("  (SYNTHETIC stand-in, not FER2013)" if report["synthetic"] else ""))
+        print(f"source: {report['source'] or '(none given or found)'}"
+              + ("  (SYNTHETIC stand-in, not FER2013)" if report["synthetic"] else ""))
         if report["counts"]:
             print(format_counts(report["counts"]))
         print(f"{len(report['problems'])} problem(s)" + "".join(f"\n  {p}" for p in report["problems"]))
@@ -60,15 +139,17 @@ def cmd_data_check(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one model and write its run folder."""
-    from .data import load_data
+    import_keras_quietly()
+    from .runfolder import command_line
     from .training import TrainingInterrupted, train
 
-    data = load_data(args.data, per_class=args.subset, seed=args.seed)
+    data = load_data_once(args.data, per_class=args.subset, seed=args.seed)
     out = Path(args.out or f"runs/{args.model}")
     try:
         metrics = _train(train, args, data, out)
     except TrainingInterrupted as stop:
-        print(f"{stop}: python -m fer_utils {' '.join(sys.argv[1:])}", file=sys.stderr)
+        again = command_line(["python", "-m", "fer_utils", *(word for word in args.argv if word != "--fresh")])
+        print(f"{stop}: {again}", file=sys.stderr)
         return 130
     print(f"run folder: {out}")
     for split in (*SPLITS, "test_all"):
@@ -82,19 +163,17 @@ def _train(train, args: argparse.Namespace, data, out: Path) -> dict:
                  precision=args.precision, schedule=args.schedule, verbose=1 if sys.stdout.isatty() else 2,
                  dense_dropout=args.dense_dropout, flip=args.flip, batch_norm=args.batch_norm,
                  filters=args.filters, dense_units=args.dense_units, augment=args.augment,
-                 label_smoothing=args.label_smoothing, weight_decay=args.weight_decay)
+                 label_smoothing=args.label_smoothing, weight_decay=args.weight_decay, fresh=args.fresh)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Recompute a saved model's loss and accuracy on one split."""
-    import keras
-    from . import augment  # noqa: F401  (registers the augmentation layers a model may hold)
-
-    from .data import load_data
+    """Recompute a saved model's loss and accuracy on one split (the model as trained: no calibration)."""
+    import_keras_quietly()
     from .evaluation import evaluate_split
+    from .faces import load_fer_model
 
-    model = keras.models.load_model(args.model)
-    data = load_data(args.data, per_class=args.subset, seed=args.seed)
+    model = load_fer_model(args.model, calibrated=False)  # InputError naming the file when it is not one of ours
+    data = load_data_once(args.data, per_class=args.subset, seed=args.seed)
     scores = evaluate_split(model, data, args.split, args.tta)
     label = f"{args.split} (flip TTA)" if args.tta else args.split
     print(f"{label}: loss {scores['loss']:.4f}  accuracy {scores['accuracy']:.4f}  (n={scores['n']})")
@@ -103,18 +182,20 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
     """Fit a run folder's temperature on PublicTest and write its calibration.json."""
-    from .calibration import calibrate_run
-    from .data import load_data
+    from .data import DataError, load_data, no_data_found, resolve_data_path
 
+    if not Path(args.run).is_dir():
+        raise FileNotFoundError(2, "no such run folder", args.run)
     if not Path(args.run, "model.keras").is_file():
-        print(f"error: {args.run}: no model.keras in this folder", file=sys.stderr)
-        return 2
-    data = load_data(args.data, seed=args.seed)
-    if data.synthetic:
-        print("error: calibration needs FER2013's PublicTest and PrivateTest, not the synthetic stand-in "
-              "(--data path/to/archive.zip)", file=sys.stderr)
-        return 2
-    report = calibrate_run(args.run, data)
+        raise FileNotFoundError(2, "no model.keras in this run folder", args.run)
+    if resolve_data_path(args.data) is None:
+        raise DataError([f"calibration needs FER2013's PublicTest and PrivateTest: {no_data_found(args.data)}"])
+    import_keras_quietly()
+    from .calibration import calibrate_run
+    from .faces import load_fer_model
+
+    load_fer_model(Path(args.run, "model.keras"), calibrated=False)  # InputError naming the file if not one of ours
+    report = calibrate_run(args.run, load_data(args.data, seed=args.seed, quiet=True))
     print(f"{Path(args.run) / 'calibration.json'}: temperature {report['temperature']:.3f}; on PrivateTest, NLL "
           f"{report['nll_before']:.4f} -> {report['nll_after']:.4f}, ECE {report['ece_before']:.4f} -> "
           f"{report['ece_after']:.4f}")
@@ -122,21 +203,35 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    """Run the notebook sequence with papermill."""
-    from .pipeline import run_pipeline
+    """Run the notebook sequence with papermill, once its arguments are checked (before any notebook runs).
 
-    try:
-        return run_pipeline(profile=args.profile, data=args.data, out=args.out, extra=dict(args.param or []),
-                            kernel=args.kernel, reuse=args.reuse)
-    except ValueError as err:  # an unknown -p NAME: say so at once, before any notebook runs
-        print(f"error: {err}", file=sys.stderr)
+    An unknown -p NAME is a usage error (exit 2); a --data or --reuse path that does not exist a known error (exit 2).
+    Any other ValueError from the pipeline is a bug, not the user's: it shows its traceback.
+    """
+    from .data import SYNTHETIC, DataError
+    from .pipeline import notebook_parameters, run_pipeline, unknown_parameters
+
+    extra = dict(args.param or [])
+    unknown = unknown_parameters(extra)
+    if unknown:
+        print(f"error: unknown notebook parameter(s) {', '.join(unknown)}: no notebook declares them (the parameters "
+              f"are: {', '.join(sorted(set().union(*notebook_parameters().values())))})", file=sys.stderr)
         return 2
+    if args.data not in (None, "", SYNTHETIC) and not Path(args.data).expanduser().exists():
+        raise DataError([f"{args.data}: path does not exist (--data)"])
+    if args.reuse and not Path(args.reuse).is_dir():
+        raise FileNotFoundError(2, "no such folder of finished runs (--reuse)", args.reuse)
+    return run_pipeline(profile=args.profile, data=args.data, out=args.out, extra=extra, kernel=args.kernel,
+                        reuse=args.reuse)
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """Publish two finished run folders (baseline/, se/) with figures, notebook 05 and README.md."""
     from .pipeline import publish
 
+    if not Path(args.runs).is_dir():
+        raise FileNotFoundError(2, "no such folder of finished runs", args.runs)
+    import_keras_quietly()  # the models are rewritten here, without their optimizer state
     return publish(args.runs, out=args.out, data=args.data, kernel=args.kernel)
 
 
@@ -150,15 +245,13 @@ def _positive(text: str) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Find the faces in photos, folders and videos, and predict each one's emotion."""
-    import os
-
     from .faces import InputError, expand_inputs, load_fer_model, predict_paths
 
     files, problems = expand_inputs(args.inputs)
     if not files:  # say so before the slow model load
         print("\n".join(problems + ["error: no photo or video to process"]), file=sys.stderr)
         return 1
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")  # TensorFlow's start-up chatter would bury the problems
+    import_keras_quietly()  # TensorFlow's start-up chatter would bury the problems
     try:
         model = load_fer_model(args.model)
     except InputError as err:
@@ -225,6 +318,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help=f"label smoothing of the cross-entropy (default {LABEL_SMOOTHING:g}, the paper's)")
     tr.add_argument("--weight-decay", type=float, default=WEIGHT_DECAY, metavar="WD",
                     help=f"decoupled weight decay: > 0 trains with AdamW (default {WEIGHT_DECAY:g}: the paper's Adam)")
+    tr.add_argument("--fresh", action="store_true",
+                    help="discard an interrupted run in --out and start afresh (without it, an interrupted run "
+                    "resumes, if started with the same settings and data, and is refused otherwise)")
     tr.set_defaults(func=cmd_train)
 
     ev = sub.add_parser("evaluate", help="recompute loss and accuracy of a saved model")
@@ -279,9 +375,21 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point: parse `argv` and run the command; returns the exit status."""
+    """Entry point: parse `argv` (default: sys.argv[1:]) and run the command.
+
+    Returns:
+        The exit status: the command's; 2 after a known error (`known_errors`), said in one line on stderr.
+    """
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = build_parser().parse_args(argv)
-    return args.func(args)
+    args.argv = argv
+    try:
+        return args.func(args)
+    except (ValueError, OSError) as err:
+        if not isinstance(err, known_errors()):
+            raise
+        print(f"error: {error_line(err)}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

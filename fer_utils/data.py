@@ -1,12 +1,14 @@
 """Load FER2013 into numpy arrays from any of the three forms users have.
 
 Kaggle's `archive.zip` (read in place), its extracted `train/` and `test/` folders, or the
-challenge's `fer2013.csv`; every bad file is named in a `DataError`, nothing is dropped.
+challenge's `fer2013.csv`; every bad file is named in a `DataError`, nothing is dropped. What operating systems leave
+in folders and archives (.DS_Store and other dotfiles, __MACOSX/, Thumbs.db) is not data and is passed over.
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import os
 import sys
@@ -23,6 +25,8 @@ from .config import CLASSES, CSV_LABELS, DATA_ENV_VAR, IMAGE_SIZE, PREFIX_TO_SPL
 
 REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+SYSTEM_FILES = ("thumbs.db", "desktop.ini")
+"""Files Windows writes into folders of pictures (compared lower-case); never data."""
 SYNTHETIC = "synthetic"
 CSV_COLUMNS = ("emotion", "pixels", "Usage")
 NO_DATA_MESSAGE = (
@@ -71,6 +75,16 @@ class FerData:
         return FerData(self.images[mask], self.labels[mask], self.file_ids[mask], self.splits[mask],
                        self.source, self.synthetic)
 
+    def fingerprint(self) -> str:
+        """SHA-256 (hex) of the images, labels and splits, in order: equal exactly when the same images, labelled and
+        split the same way, come in the same order (whatever the source's path or form)."""
+        digest = hashlib.sha256()
+        for array in (self.images, self.labels, self.splits):
+            array = np.ascontiguousarray(array)
+            digest.update(f"{array.dtype.str}{array.shape}".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
+
     def counts(self) -> dict[str, dict[str, int]]:
         """Number of images per split and class (test_all included)."""
         out = {}
@@ -107,7 +121,7 @@ def load_data(path: str | os.PathLike | None = None, per_class: int | None = Non
     resolved = resolve_data_path(path)
     if resolved is None:
         if not synthetic_fallback:
-            raise DataError([f"no data path given, {DATA_ENV_VAR} unset and nothing in {REPO_DATA_DIR}"])
+            raise DataError([no_data_found(path)])
         from .synthetic import make_synthetic_fer
 
         if not quiet:
@@ -116,6 +130,16 @@ def load_data(path: str | os.PathLike | None = None, per_class: int | None = Non
             print(message, file=sys.stderr)
         return subsample(make_synthetic_fer(seed=seed), per_class, seed)
     return read_fer2013(resolved, per_class=per_class, seed=seed)
+
+
+def no_data_found(path: str | os.PathLike | None = None) -> str:
+    """One line: no FER2013 was found (or the synthetic set was asked for), where the loader looked, how to give it."""
+    if path == SYNTHETIC:
+        return "the synthetic stand-in was asked for (synthetic), not FER2013: pass the path of FER2013 instead"
+    where = ", ".join(str(c) for c in (REPO_DATA_DIR / "archive.zip", REPO_DATA_DIR / "fer2013.csv",
+                                       REPO_DATA_DIR / "train"))
+    return (f"no FER2013 found: no data path given, {DATA_ENV_VAR} unset, and none of {where} exists; pass the path "
+            f"of Kaggle's archive.zip, its extracted folder or fer2013.csv (--data PATH), or set {DATA_ENV_VAR}")
 
 
 def synthetic_banner(path: str | os.PathLike | None) -> str:
@@ -136,12 +160,28 @@ def read_fer2013(path: Path, per_class: int | None = None, seed: int = 0) -> Fer
         return subsample(data, per_class, seed)
     if path.is_file() and zipfile.is_zipfile(path):
         with zipfile.ZipFile(path) as zf:
-            names = [n for n in zf.namelist() if not n.endswith("/")]
+            names = [n for n in zf.namelist() if not n.endswith("/") and not is_system_file(n)]
             return _read_image_tree(path, names, zf.read, per_class, seed)
     if path.is_dir():
-        names = sorted(p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+        names = sorted(rel for rel in (p.relative_to(path).as_posix() for p in path.rglob("*") if p.is_file())
+                       if not is_system_file(rel))
         return _read_image_tree(path, names, lambda n: (path / n).read_bytes(), per_class, seed)
     raise DataError([f"{path}: not a zip archive, a folder with train/ and test/, or a .csv file"])
+
+
+def is_system_file(name: str) -> bool:
+    """Whether a path in a data folder or zip (`a/b/c`, relative) is something an operating system left there.
+
+    Args:
+        name: the path, with / separators.
+
+    Returns:
+        True for hidden files and folders (.DS_Store, macOS's ._* copies, .ipynb_checkpoints/...), macOS's __MACOSX/
+        folder in zips, and Windows' Thumbs.db and desktop.ini.
+    """
+    parts = name.split("/")
+    hidden = any(part.startswith(".") and part not in (".", "..") or part == "__MACOSX" for part in parts)
+    return hidden or parts[-1].lower() in SYSTEM_FILES
 
 
 def _read_image_tree(root: Path, names: list[str], read: Callable[[str], bytes],

@@ -3,7 +3,8 @@
 Every file of a run folder is written to a temporary file in the same folder, flushed to disk, then renamed over
 the old one, so a reader (or a resumed run) sees the old file or the new one, never half of one. The training
 backup is one folder that is replaced as a whole (`commit_backup`): weights, epoch, history rows and the best
-checkpoint of the same epoch, so a resumed run restores all of them from one instant.
+checkpoint of the same epoch, so a resumed run restores all of them from one instant. Where the platform lacks a
+step (flushing a folder on Windows, hard links on FAT or exFAT), the step is skipped or done by copying.
 """
 
 from __future__ import annotations
@@ -11,7 +12,10 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
 import shutil
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -24,6 +28,9 @@ METADATA = "training_metadata.json"
 HISTORY = "history.csv"
 BEST = "best.keras"
 FIT_FINISHED = "fit_finished.json"
+SETTINGS = "run_settings.json"
+"""In backup/: the training settings, the data's fingerprint and the command a run was started with
+(`fer_utils.training.run_settings`), compared with those asked when the run is resumed."""
 _PAUSE_ENV = "FER_UTILS_PAUSE_IN_WRITES"
 """Tests only: seconds to sleep inside every atomic write (between the temporary file and the rename), so that a
 fault-injection test can kill a process in the middle of one."""
@@ -35,9 +42,49 @@ def _pause() -> None:
         time.sleep(delay)
 
 
+class ResumeConflict(ValueError):
+    """A run folder holds an interrupted run that was started with other settings than those asked now.
+
+    The message is one line: the folder, each setting that differs (recorded vs asked), and the ways out.
+
+    Attributes:
+        out: the run folder.
+        differences: one "name: the run has X, asked for Y" line per setting (or the data) that differs.
+    """
+
+    def __init__(self, out: str | os.PathLike, differences: list[str], command: str | None = None):
+        self.out, self.differences = Path(out), list(differences)
+        started = f" ({command})" if command and not command.startswith("a notebook") else ""
+        super().__init__(
+            f"{out} holds an interrupted run started with other settings: {'; '.join(differences)}. To resume it, run "
+            f"it again with the settings it was started with{started}; to start afresh, pass fresh=True (CLI: "
+            "--fresh), which discards it, or choose another run folder (out= / --out)")
+
+
+def command_line(argv: list[str] | None = None) -> str:
+    """`argv` (default: sys.argv) as one command line that splits back into the same words, paths with spaces too.
+
+    Args:
+        argv: the words of the command.
+
+    Returns:
+        `shlex.join(argv)` (POSIX shells), or `subprocess.list2cmdline(argv)` on Windows.
+    """
+    argv = [str(word) for word in (sys.argv if argv is None else argv)]
+    return subprocess.list2cmdline(argv) if os.name == "nt" else shlex.join(argv)
+
+
+def _can_open_folders() -> bool:
+    """Whether this platform opens a folder as a file, to flush its entries (not Windows; needs O_DIRECTORY)."""
+    return os.name != "nt" and hasattr(os, "O_DIRECTORY")
+
+
 def _fsync_path(path: Path) -> None:
-    """Flush a file (or a folder's entries) to disk."""
-    flags = os.O_RDONLY | (os.O_DIRECTORY if path.is_dir() else 0)
+    """Flush a file (or a folder's entries) to disk; a no-op for folders where the platform cannot open them."""
+    is_dir = path.is_dir()
+    if is_dir and not _can_open_folders():
+        return  # Windows cannot open a folder to flush it: the rename is left to the file system
+    flags = os.O_RDONLY | (os.O_DIRECTORY if is_dir else 0)
     try:
         fd = os.open(path, flags)
     except OSError:
@@ -138,11 +185,16 @@ def save_without_optimizer(source: str | os.PathLike, target: str | os.PathLike)
 
 def link_or_copy(source: Path, target: Path) -> None:
     """Hard-link `source` as `target` (no bytes copied; the link keeps the content if `source` is later replaced),
-    falling back to a copy where the file system has no hard links."""
-    try:
-        os.link(source, target)
-    except OSError:
-        shutil.copy2(source, target)
+    falling back to a copy where the platform or the file system has no hard links (FAT, exFAT, some network shares).
+    """
+    link = getattr(os, "link", None)  # absent from some Python builds
+    if link is not None:
+        try:
+            link(source, target)
+            return
+        except OSError:
+            pass
+    shutil.copy2(source, target)
 
 
 def commit_backup(current: Path, write_into) -> None:
@@ -189,10 +241,13 @@ def check_backup(folder: Path) -> str | None:
         return f"{folder / HISTORY}: cannot be read ({err})"
     if rows != epoch:
         return f"{folder}: its history has {rows} rows for {epoch} epochs"
+    if (folder / SETTINGS).exists():
+        try:
+            json.loads((folder / SETTINGS).read_text())
+        except (OSError, ValueError) as err:
+            return f"{folder / SETTINGS}: cannot be read ({err})"
     if (folder / BEST).exists():
-        problem = check_model_file(folder / BEST)
-        if problem:
-            return problem
+        return check_model_file(folder / BEST)
     return None
 
 
@@ -209,27 +264,44 @@ def check_model_file(path: Path) -> str | None:
     return None
 
 
-def resume_state(out: Path, log=print) -> int:
+def resume_state(out: Path, log=print, fresh: bool = False) -> int:
     """Make `out` hold the last good state of an interrupted run, or a fresh start; return its completed epochs.
 
     The backup (`backup/`, else `backup.old/` left by a swap that was cut short) is checked; a damaged one is
     reported in one line and the next candidate tried. From the good one, history.csv and model.keras are restored
-    (so both describe the same epochs as the weights). With none, the folder's history, checkpoint and backups are
-    removed and training starts afresh, which is said when there was something to discard.
+    (so both describe the same epochs as the weights). With none, or with `fresh`, the folder's history, checkpoint
+    and backups are removed and training starts afresh, which is said when there was something to discard.
 
     Args:
         out: the run folder.
         log: where the one-line reports go.
+        fresh: discard an interrupted run instead of resuming it.
 
     Returns:
         The number of epochs the restored state has completed (0 for a fresh start).
     """
-    current, old, new = out / BACKUP, out / f"{BACKUP}.old", out / f"{BACKUP}.new"
-    shutil.rmtree(new, ignore_errors=True)  # never complete until renamed
+    shutil.rmtree(out / f"{BACKUP}.new", ignore_errors=True)  # never complete until renamed
     for stale in out.glob(".*.partial*"):  # temporary files of writes that were cut short
         stale.unlink(missing_ok=True)
-    had_backup = current.exists() or old.exists()
-    had_partial_run = (out / HISTORY).exists() and not (out / "metrics.json").exists()
+    interrupted = ((out / BACKUP).exists() or (out / f"{BACKUP}.old").exists()
+                   or ((out / HISTORY).exists() and not (out / "metrics.json").exists()))
+    restored = None if fresh else _restore_backup(out, log)
+    if restored is not None:
+        return restored
+    if interrupted:
+        log(f"Discarding the interrupted run in {out} (fresh start asked): starting afresh" if fresh
+            else f"No usable backup of an interrupted run in {out}: starting afresh")
+    for name in (HISTORY, "model.keras", "metrics.json", "predictions.npz", "run_info.json"):
+        (out / name).unlink(missing_ok=True)
+    shutil.rmtree(out / BACKUP, ignore_errors=True)
+    shutil.rmtree(out / f"{BACKUP}.old", ignore_errors=True)
+    return 0
+
+
+def _restore_backup(out: Path, log) -> int | None:
+    """Restore history.csv and model.keras of `out` from its first good backup (backup/, then backup.old/, damaged
+    ones reported and removed), which becomes backup/; return its completed epochs, or None when there is none."""
+    current, old = out / BACKUP, out / f"{BACKUP}.old"
     for candidate in (current, old):
         if not candidate.exists():
             continue
@@ -242,19 +314,10 @@ def resume_state(out: Path, log=print) -> int:
             shutil.rmtree(current, ignore_errors=True)
             os.replace(candidate, current)
         shutil.rmtree(old, ignore_errors=True)
-        if (current / HISTORY).exists():
-            copy_file(current / HISTORY, out / HISTORY)
-        else:
-            (out / HISTORY).unlink(missing_ok=True)
-        if (current / BEST).exists():
-            copy_file(current / BEST, out / "model.keras")
-        else:
-            (out / "model.keras").unlink(missing_ok=True)
+        for kept, name in ((HISTORY, HISTORY), (BEST, "model.keras")):
+            if (current / kept).exists():
+                copy_file(current / kept, out / name)
+            else:
+                (out / name).unlink(missing_ok=True)
         return int(json.loads((current / METADATA).read_text())["epoch"])
-    if had_backup or had_partial_run:
-        log(f"No usable backup of an interrupted run in {out}: starting afresh")
-    for name in (HISTORY, "model.keras", "metrics.json", "predictions.npz", "run_info.json"):
-        (out / name).unlink(missing_ok=True)
-    shutil.rmtree(current, ignore_errors=True)
-    shutil.rmtree(old, ignore_errors=True)
-    return 0
+    return None

@@ -2,13 +2,16 @@
 
 Run folder: model.keras (best val accuracy), history.csv, metrics.json, predictions.npz,
 run_info.json, and backup/ (Keras BackupAndRestore) while a run is unfinished. Training the same
-folder again resumes an interrupted run from its backup (run_info.json's epochs_before_resume says so).
+folder again resumes an interrupted run from its backup (run_info.json's epochs_before_resume says so), provided it
+is asked with the settings and data the run was started with (`run_settings`, kept in backup/); otherwise `train`
+refuses (`ResumeConflict`) unless told `fresh=True`.
 The callbacks list and the `fit` call (`paper_callbacks`, `fit_model`) are written in notebook 04, where each
 argument is explained, and exported here by `python -m fer_utils.export`: edit them there.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
 import json
 import os
@@ -33,8 +36,9 @@ from .config import (BATCH_SIZE, CLASSES, EARLY_STOPPING_PATIENCE, LABEL_SMOOTHI
 from .data import FerData
 from .evaluation import evaluate_splits
 from .models import build_model, compile_model
-from .runfolder import (BACKUP, BEST, FIT_FINISHED, HISTORY, METADATA, WEIGHTS, commit_backup, link_or_copy,
-                        replace_file, resume_state, save_npz, write_csv, write_json)
+from .runfolder import (BACKUP, BEST, FIT_FINISHED, HISTORY, METADATA, SETTINGS, WEIGHTS, ResumeConflict,
+                        command_line, commit_backup, link_or_copy, replace_file, resume_state, save_npz, write_csv,
+                        write_json)
 
 
 def cpu_has_bf16() -> bool:
@@ -161,14 +165,16 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
     """keras.callbacks.BackupAndRestore whose backup folder is replaced as a whole after every epoch.
 
     The folder holds the weights (with the optimizer state), the epoch, and hard links to that epoch's history.csv
-    and model.keras, so a resumed run restores all four from one instant (`fer_utils.runfolder.resume_state`).
+    and model.keras, so a resumed run restores all four from one instant (`fer_utils.runfolder.resume_state`);
+    `settings`, when set (`train` sets the run's `run_settings`), are written into it too and go wherever it goes.
     Place it after the history and checkpoint callbacks. It is kept when fit ends (marked finished) and removed by
     `train` once the run folder is complete, so a run killed while writing its results resumes without retraining.
     """
 
-    def __init__(self, backup_dir: str | os.PathLike):
+    def __init__(self, backup_dir: str | os.PathLike, settings: dict | None = None):
         super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
         self._dir = Path(backup_dir)
+        self.settings = settings
 
     def _save_model(self):
         out = self._dir.parent
@@ -176,6 +182,8 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
         def write_into(folder: Path) -> None:
             self.model.save_weights(folder / WEIGHTS)
             (folder / METADATA).write_text(json.dumps({"epoch": self._current_epoch, "batch": -1}))
+            if self.settings is not None:
+                (folder / SETTINGS).write_text(json.dumps(self.settings, indent=2) + "\n")
             for source, name in ((out / HISTORY, HISTORY), (out / "model.keras", BEST)):
                 if source.exists():
                     link_or_copy(source, folder / name)
@@ -240,8 +248,11 @@ class StopOnSignal(keras.callbacks.Callback):
     """Turns SIGINT and SIGTERM into a clean stop at a safe point.
 
     While `fit` runs, a signal only raises a flag, so a file being written is finished; at the next batch end
-    `TrainingInterrupted` leaves `fit`, and the run folder keeps its last complete epoch (the backup).
+    `TrainingInterrupted` leaves `fit`, and the run folder keeps its last complete epoch (the backup). A signal the
+    platform lacks, or does not let Python handle, keeps its default action (the backup still holds the last epoch).
     """
+
+    SIGNALS = ("SIGINT", "SIGTERM")
 
     def __init__(self):
         super().__init__()
@@ -251,16 +262,21 @@ class StopOnSignal(keras.callbacks.Callback):
     def on_train_begin(self, logs=None):
         if threading.current_thread() is not threading.main_thread():
             return
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            self._previous[sig] = signal.signal(sig, self._raise_flag)
+        for sig in filter(None, (getattr(signal, name, None) for name in self.SIGNALS)):
+            try:
+                self._previous[sig] = signal.signal(sig, self._raise_flag)
+            except (ValueError, OSError):
+                continue  # not a signal this platform lets Python handle
 
     def _raise_flag(self, signum, frame):
         self.received = signal.Signals(signum).name
 
     def restore(self) -> None:
-        """Give the signals back to their previous handlers."""
+        """Give the signals back to their previous handlers (None: one not set from Python, left as it is)."""
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+            if handler is not None:
+                with contextlib.suppress(ValueError, OSError):
+                    signal.signal(sig, handler)
         self._previous = {}
 
     def on_train_batch_end(self, batch, logs=None):
@@ -326,14 +342,16 @@ def resumed_best_val_accuracy(out: Path) -> float | None:
 
 
 # ---- notebooks/04_se_cnn_training.ipynb, cells `#@save training` (edit there; python -m fer_utils.export) ----
-def paper_callbacks(out: Path, patience: int = EARLY_STOPPING_PATIENCE,
-                    reduce_lr: bool = True) -> list[keras.callbacks.Callback]:
+def paper_callbacks(out: Path, patience: int = EARLY_STOPPING_PATIENCE, reduce_lr: bool = True,
+                    verbose: int = 1) -> list[keras.callbacks.Callback]:
     """The paper's EarlyStopping, ModelCheckpoint and ReduceLROnPlateau, plus a CSV log and a resumable backup.
 
     Args:
         out: the run folder, where model.keras, history.csv and backup/ are written.
         patience: EarlyStopping's patience in epochs (the paper: 16).
         reduce_lr: include ReduceLROnPlateau (False under a schedule that sets the rate itself).
+        verbose: 1 prints EarlyStopping's and ReduceLROnPlateau's messages (the stop, the best weights restored,
+            a lower rate); 0 silences them (`train` passes 0 when `fit` is silent).
 
     Returns:
         The callbacks for `fit`, in order; the backup is last, as it keeps what the CSV log and the checkpoint wrote.
@@ -342,14 +360,14 @@ def paper_callbacks(out: Path, patience: int = EARLY_STOPPING_PATIENCE,
     callbacks = [
         EpochLog(),
         keras.callbacks.EarlyStopping(monitor="val_accuracy", mode="max", patience=patience,
-                                      restore_best_weights=True, baseline=resumed_best, verbose=1),
+                                      restore_best_weights=True, baseline=resumed_best, verbose=verbose),
         SafeModelCheckpoint(out / "model.keras", monitor="val_accuracy", mode="max", save_best_only=True,
                             initial_value_threshold=resumed_best),
     ]
     if reduce_lr:
         callbacks.append(keras.callbacks.ReduceLROnPlateau(
             monitor="val_accuracy", mode="max", factor=REDUCE_LR_FACTOR, patience=REDUCE_LR_PATIENCE,
-            min_lr=REDUCE_LR_MIN, verbose=1))
+            min_lr=REDUCE_LR_MIN, verbose=verbose))
     callbacks += [SafeCSVLogger(out / HISTORY), SafeBackupAndRestore(out / BACKUP)]
     return callbacks
 
@@ -398,13 +416,15 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
           batch_size: int = BATCH_SIZE, learning_rate: float = LEARNING_RATE, seed: int = 0,
           protocol: str = "clean", precision: str = "auto", patience: int = EARLY_STOPPING_PATIENCE,
           schedule: str = "plateau", label_smoothing: float = LABEL_SMOOTHING, weight_decay: float = WEIGHT_DECAY,
-          verbose: int | str = "auto", **model_kwargs) -> dict:
+          verbose: int | str = "auto", fresh: bool = False, **model_kwargs) -> dict:
     """Train 'baseline' or 'se' on `data` with the paper's recipe; write the run folder; return metrics.
 
     The model is `compiled_model(model_kind, ...)`, trained by notebook 04's `fit_model` with
     `[TestSplitsLog(data), *paper_callbacks(out, ...), ResumeCounters(...), StopOnSignal()]`. An interrupted run
     in `out` is resumed from its backup (with EarlyStopping's and ReduceLROnPlateau's counts replayed from its
-    history); backup/ is removed only once run_info.json, the last file of the run folder, is written.
+    history) when it was started with the same settings and data (`run_settings`, recorded in the backup; `verbose`
+    is not a setting), and refused otherwise; backup/ is removed only once run_info.json, the last file of the run
+    folder, is written.
 
     Args:
         model_kind: "baseline" or "se".
@@ -421,7 +441,8 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
             profile.
         label_smoothing: label smoothing of the cross-entropy (the paper: 0).
         weight_decay: AdamW's decoupled weight decay (0: the paper's Adam).
-        verbose: Keras' fit verbosity (2: one line per epoch).
+        verbose: Keras' fit verbosity (2: one line per epoch; 0 silences the callbacks' messages too).
+        fresh: discard an interrupted run in `out` and start afresh, instead of resuming it (CLI: --fresh).
         **model_kwargs: options of the model builder (filters, dense_units, se_ratio, flip, augment, ...).
 
     Returns:
@@ -429,6 +450,8 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
 
     Raises:
         TrainingInterrupted: after SIGINT or SIGTERM; the run folder keeps its last complete epoch.
+        ResumeConflict: `out` holds an interrupted run started with other settings or data (named, one line); the
+            folder is left resumable.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}: expected one of {sorted(PROTOCOLS)}")
@@ -436,15 +459,13 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
         model_kwargs["augment"] = canonical(model_kwargs["augment"])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    epochs_before_resume = resume_state(out)  # the last good state of an interrupted run, else a fresh start
-    fit_finished = (out / BACKUP / FIT_FINISHED).exists()  # killed while writing its results: only those remain
-    if epochs_before_resume:
-        print(f"Resuming the interrupted run in {out} after epoch {epochs_before_resume}"
-              + (" (training had finished; writing its results)" if fit_finished else ""))
     params = dict(model=model_kind, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
                   protocol=protocol, precision=precision, patience=patience, schedule=schedule,
                   label_smoothing=label_smoothing, weight_decay=weight_decay, **model_kwargs)
     resolved = resolve_precision(precision)
+    asked = run_settings(params, resolved, data)
+    epochs_before_resume, settings = resume_or_start(out, asked, fresh)  # else a fresh start
+    fit_finished = (out / BACKUP / FIT_FINISHED).exists()  # killed while writing its results: only those remain
     keras.utils.set_random_seed(seed)
     keras.mixed_precision.set_global_policy(resolved)
     try:
@@ -456,16 +477,18 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
         stop_on_signal = StopOnSignal()
         try:
             if not fit_finished:
-                recipe = paper_callbacks(out, patience, schedule == "plateau")
+                recipe = paper_callbacks(out, patience, schedule == "plateau", verbose=0 if verbose == 0 else 1)
+                _record_settings(recipe, settings)
                 callbacks = [TestSplitsLog(data), *recipe, ResumeCounters(_interrupted_history(out), recipe),
                              stop_on_signal]
                 fit_model(model, x_train, y_train, data.xy(PROTOCOLS[protocol]), callbacks, epochs=epochs,
                           batch_size=batch_size, seed=seed, verbose=verbose)
         except TrainingInterrupted as stop:
             done = len(pd.read_csv(out / BACKUP / HISTORY)) if (out / BACKUP / HISTORY).exists() else 0
+            again = "it again without fresh=True (--fresh)" if fresh else "the same command again"
             raise TrainingInterrupted(
-                f"Stopped by {stop.args[0]}: {out} keeps its last complete epoch ({done}); run the same command "
-                "again to resume from there") from None
+                f"Stopped by {stop.args[0]}: {out} keeps its last complete epoch ({done}); run {again} to resume from "
+                "there") from None
         finally:
             stop_on_signal.restore()
         fit_seconds = None if fit_finished else time.perf_counter() - start
@@ -491,10 +514,95 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
         # runs before these fields recorded `train_images_per_second`, the same over whole epochs)
         train_step_images_per_second=len(y_train) / float(np.median(train_seconds)) if train_seconds else None,
         parameters=best.count_params(), finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        command="a notebook (Jupyter kernel)" if "ipykernel" in sys.argv[0] else " ".join(sys.argv),
+        command=asked["command"],
         **environment()))
     shutil.rmtree(out / BACKUP, ignore_errors=True)  # the run folder is complete: nothing left to resume
     return metrics
+
+
+def run_settings(params: dict, precision: str, data: FerData) -> dict:
+    """What a run records in its backup when it starts, for a resumed run to be checked against
+    (`settings_differences`).
+
+    Args:
+        params: `train`'s training parameters (model, epochs, batch size, ..., the model options), as in run_info.json.
+        precision: the precision policy the run computes in ("auto" resolved).
+        data: the data it trains on.
+
+    Returns:
+        {"params", "precision", "data": {source, synthetic, images, sha256}, "command"}.
+    """
+    fingerprint = dict(source=data.source, synthetic=bool(data.synthetic), images=int(len(data.labels)),
+                       sha256=data.fingerprint())
+    command = "a notebook (Jupyter kernel)" if "ipykernel" in sys.argv[0] else command_line()
+    return dict(params=params, precision=precision, data=fingerprint, command=command)
+
+
+def settings_differences(recorded: dict, asked: dict) -> list[str]:
+    """What differs between the settings a run was started with and those asked to resume it (`run_settings`).
+
+    Parameters are compared through `training_params` (defaults filled in, lists and tuples alike); precision as
+    resolved ("auto" and the policy it chose are the same); the data by its fingerprint.
+
+    Args:
+        recorded: the run's settings, from its backup.
+        asked: the settings of the call that would resume it.
+
+    Returns:
+        One "name: the run has X, asked for Y" line per setting that differs, "data: ..." last; [] when none.
+    """
+    differences = _differences(_normalised(recorded.get("params", {})), _normalised(asked["params"]),
+                               skip=("precision",))
+    if recorded.get("precision") != asked["precision"]:
+        differences.append(f"precision: the run has {recorded.get('precision')!r}, asked for {asked['precision']!r}")
+    theirs, mine = recorded.get("data", {}), asked["data"]
+    if theirs.get("sha256") != mine["sha256"]:
+        differences.append(f"data: the run has {_data_summary(theirs)}, asked for {_data_summary(mine)}")
+    return differences
+
+
+def _data_summary(fingerprint: dict) -> str:
+    """'SOURCE (N images, sha256 0123456789ab)' of a `run_settings` data fingerprint."""
+    digest = str(fingerprint.get("sha256"))[:12]
+    return f"{fingerprint.get('source')} ({fingerprint.get('images')} images, sha256 {digest})"
+
+
+def resume_or_start(out: Path, settings: dict, fresh: bool = False) -> tuple[int, dict]:
+    """Restore the interrupted run in `out` (`runfolder.resume_state`) if it was started with `settings`; else refuse.
+
+    A backup written before runs recorded their settings resumes unchecked, with a printed note.
+
+    Args:
+        out: the run folder.
+        settings: `run_settings` of the call.
+        fresh: discard an interrupted run instead (it is not compared).
+
+    Returns:
+        The epochs the run has completed (0: a fresh start), and the settings its backup goes on recording.
+
+    Raises:
+        ResumeConflict: the interrupted run was started with other settings or data; `out` is left resumable.
+    """
+    epochs = resume_state(out, fresh=fresh)
+    if not epochs:
+        return 0, settings
+    recorded = json.loads((out / BACKUP / SETTINGS).read_text()) if (out / BACKUP / SETTINGS).is_file() else None
+    if recorded is None:
+        print(f"Note: the backup in {out} predates recorded settings, so they cannot be compared with these: "
+              "resuming as asked")
+    elif differences := settings_differences(recorded, settings):
+        raise ResumeConflict(out, differences, recorded.get("command"))
+    finished = (out / BACKUP / FIT_FINISHED).exists()
+    print(f"Resuming the interrupted run in {out} after epoch {epochs}"
+          + (" (training had finished; writing its results)" if finished else ""))
+    return epochs, recorded or settings
+
+
+def _record_settings(callbacks: list[keras.callbacks.Callback], settings: dict) -> None:
+    """Have the backup callback among `callbacks` keep `settings` in every backup it writes."""
+    for cb in callbacks:
+        if isinstance(cb, SafeBackupAndRestore):
+            cb.settings = settings
 
 
 def _logged(history: dict[str, list[float]], column: str) -> list[float]:
@@ -502,7 +610,7 @@ def _logged(history: dict[str, list[float]], column: str) -> list[float]:
     return [float(v) for v in history.get(column, []) if np.isfinite(v)]
 
 
-NOT_TRAINING_PARAMS = ("verbose",)
+NOT_TRAINING_PARAMS = ("verbose", "fresh")
 """`train` arguments that do not change what is trained (left out of the reuse check)."""
 _TRAIN_DEFAULTS = {name: p.default for name, p in inspect.signature(train).parameters.items()
                    if p.default is not inspect.Parameter.empty}
@@ -542,17 +650,10 @@ def reuse_differences(run_info: dict, data: FerData, model_kind: str, **kwargs) 
 
     Returns one line per training parameter or data property that differs; [] when the run can be reused.
     """
-    recorded = dict(run_info.get("params", {}))
     asked = training_params(model_kind, **kwargs)
-    recorded = training_params(recorded.pop("model", "?"), **recorded) if recorded.get("model") in ("baseline", "se") \
-        else {"model": recorded.get("model")}
-    differences = []
-    for name in sorted(set(asked) | set(recorded)):
-        mine, theirs = asked.get(name), recorded.get(name)
-        if name == "precision" and mine == run_info.get("precision"):
-            continue  # an explicit precision equal to the one "auto" chose for that run
-        if mine != theirs:
-            differences.append(f"{name}: the run has {theirs!r}, asked for {mine!r}")
+    # an explicit precision equal to the one "auto" chose for that run is the same precision
+    differences = _differences(_normalised(run_info.get("params", {})), asked,
+                               skip=("precision",) if asked.get("precision") == run_info.get("precision") else ())
     if run_info.get("synthetic_data") != data.synthetic:
         differences.append(f"data: the run used {'synthetic' if run_info.get('synthetic_data') else 'FER2013'} "
                            f"data, this is {'synthetic' if data.synthetic else 'FER2013'}")
@@ -560,6 +661,22 @@ def reuse_differences(run_info: dict, data: FerData, model_kind: str, **kwargs) 
         differences.append(f"data: the run's images per split and class differ from these "
                            f"({run_info.get('data_source')} vs {data.source})")
     return differences
+
+
+def _normalised(params: dict) -> dict:
+    """`training_params` of a recorded params dict ("model" included); {"model": ...} alone for an unknown model."""
+    from .models import MODEL_BUILDERS
+
+    rest = dict(params)
+    kind = rest.pop("model", None)
+    return training_params(kind, **rest) if kind in MODEL_BUILDERS else {"model": kind}
+
+
+def _differences(recorded: dict, asked: dict, skip: tuple[str, ...] = ()) -> list[str]:
+    """'NAME: the run has X, asked for Y' for each entry (except `skip`) that differs, in name order."""
+    names = sorted(name for name in set(recorded) | set(asked) if name not in skip)
+    return [f"{name}: the run has {recorded.get(name)!r}, asked for {asked.get(name)!r}"
+            for name in names if recorded.get(name) != asked.get(name)]
 
 
 def train_or_reuse(model_kind: str, data: FerData, out: str | os.PathLike, reuse: bool = True,
