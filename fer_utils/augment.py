@@ -16,39 +16,7 @@ from keras import layers, ops
 
 from .config import AUGMENT, AUGMENTATIONS
 
-JPEG_LUMINANCE = np.array([
-    [16, 11, 10, 16, 24, 40, 51, 61], [12, 12, 14, 19, 26, 58, 60, 55], [14, 13, 16, 24, 40, 57, 69, 56],
-    [14, 17, 22, 29, 51, 87, 80, 62], [18, 22, 37, 56, 68, 109, 103, 77], [24, 35, 55, 64, 81, 104, 113, 92],
-    [49, 64, 78, 87, 103, 121, 120, 101], [72, 92, 95, 98, 112, 100, 103, 99]], dtype=np.float32)
-"""The JPEG standard's luminance quantisation table (ITU-T T.81, Annex K), scaled by quality as libjpeg does."""
-
-
-def dct_matrix(n: int = 8) -> np.ndarray:
-    """The orthonormal DCT-II matrix C (n, n): C @ block @ C.T is the 2-D DCT of an n x n block."""
-    k, i = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    c = np.sqrt(2.0 / n) * np.cos(np.pi * (2 * i + 1) * k / (2 * n))
-    c[0] /= np.sqrt(2.0)
-    return c.astype(np.float32)
-
-
-def resize_matrix(size: int, small: int) -> np.ndarray:
-    """The (size, size) matrix R with R @ x @ R.T = x shrunk to `small` pixels by area averaging, then enlarged back
-    to `size` by bilinear interpolation: a low-resolution camera or a thumbnail, as a linear map."""
-    down = np.zeros((small, size))
-    edges = np.arange(small + 1) * size / small
-    for j in range(small):  # output pixel j averages the input over [edges[j], edges[j+1])
-        for i in range(int(np.floor(edges[j])), int(np.ceil(edges[j + 1]))):
-            down[j, i] = min(edges[j + 1], i + 1) - max(edges[j], i)
-    down /= down.sum(axis=1, keepdims=True)
-    up = np.zeros((size, small))
-    u = np.clip((np.arange(size) + 0.5) * small / size - 0.5, 0, small - 1)  # half-pixel centres
-    lo = np.floor(u).astype(int)
-    hi = np.minimum(lo + 1, small - 1)
-    up[np.arange(size), lo] += 1 - (u - lo)
-    up[np.arange(size), hi] += u - lo
-    return (up @ down).astype(np.float32)
-
-
+# ---- notebooks/08_beyond_the_paper.ipynb, cells `#@save augment` (edit there; python -m fer_utils.export) ----
 @keras.saving.register_keras_serializable(package="fer_utils")
 class RandomGamma(layers.Layer):
     """x -> 255 (x / 255)^gamma per image, log(gamma) uniform in [-log(max_gamma), log(max_gamma)]; training only."""
@@ -73,6 +41,39 @@ class RandomGamma(layers.Layer):
 
     def get_config(self):
         return {**super().get_config(), "max_gamma": self.max_gamma, "seed": self.seed}
+
+
+def resize_matrix(size: int, small: int) -> np.ndarray:
+    """The (size, size) matrix R with R @ x @ R.T = x shrunk to `small` pixels by area averaging, then enlarged back
+    to `size` by bilinear interpolation: a low-resolution camera or a thumbnail, as a linear map."""
+    down = np.zeros((small, size))
+    edges = np.arange(small + 1) * size / small
+    for j in range(small):  # output pixel j averages the input over [edges[j], edges[j+1])
+        for i in range(int(np.floor(edges[j])), int(np.ceil(edges[j + 1]))):
+            down[j, i] = min(edges[j + 1], i + 1) - max(edges[j], i)
+    down /= down.sum(axis=1, keepdims=True)
+    up = np.zeros((size, small))
+    u = np.clip((np.arange(size) + 0.5) * small / size - 0.5, 0, small - 1)  # half-pixel centres
+    lo = np.floor(u).astype(int)
+    hi = np.minimum(lo + 1, small - 1)
+    up[np.arange(size), lo] += 1 - (u - lo)
+    up[np.arange(size), hi] += u - lo
+    return (up @ down).astype(np.float32)
+
+
+JPEG_LUMINANCE = np.array([
+    [16, 11, 10, 16, 24, 40, 51, 61], [12, 12, 14, 19, 26, 58, 60, 55], [14, 13, 16, 24, 40, 57, 69, 56],
+    [14, 17, 22, 29, 51, 87, 80, 62], [18, 22, 37, 56, 68, 109, 103, 77], [24, 35, 55, 64, 81, 104, 113, 92],
+    [49, 64, 78, 87, 103, 121, 120, 101], [72, 92, 95, 98, 112, 100, 103, 99]], dtype=np.float32)
+"""The JPEG standard's luminance quantisation table (ITU-T T.81, Annex K), scaled by quality as libjpeg does."""
+
+
+def dct_matrix(n: int = 8) -> np.ndarray:
+    """The orthonormal DCT-II matrix C (n, n): C @ block @ C.T is the 2-D DCT of an n x n block."""
+    k, i = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
+    c = np.sqrt(2.0 / n) * np.cos(np.pi * (2 * i + 1) * k / (2 * n))
+    c[0] /= np.sqrt(2.0)
+    return c.astype(np.float32)
 
 
 @keras.saving.register_keras_serializable(package="fer_utils")
@@ -188,7 +189,8 @@ def augmentation(x, names: tuple[str, ...] = AUGMENTATIONS):
         x = RandomDegradation(a["degrade_rate"], a["noise"], a["jpeg_quality"], a["blur"], a["downscale"],
                               name="augment_degrade")(x)
     if "erase" in names:
-        x = layers.RandomErasing(a["erase_rate"], scale=a["erase_scale"], value_range=(0, 255), dtype="float32",
+        rate = (a["erase_rate"], a["erase_rate"])  # a pair: every face with this probability (one number: below it)
+        x = layers.RandomErasing(rate, scale=a["erase_scale"], value_range=(0, 255), dtype="float32",
                                  name="augment_erase")(x)
     return x
 
@@ -202,3 +204,4 @@ def canonical(names) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown augmentation {', '.join(unknown)}: expected some of {', '.join(AUGMENTATIONS)}")
     return tuple(n for n in AUGMENTATIONS if n in names)
+# ---- end of notebooks/08_beyond_the_paper.ipynb ----

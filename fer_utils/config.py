@@ -88,7 +88,7 @@ AUGMENT = {
     "jpeg_quality": (5.0, 95.0),  # degrade: JPEG quality uniform in this range
     "blur": 2.0,  # degrade: Gaussian blur, sigma uniform in [0.3, 2] pixels (half the optics draws)
     "downscale": (0.3, 0.8),  # degrade: shrink to this fraction of the size and back (the other half)
-    "erase_rate": 0.5,  # erase: share of faces with one random rectangle erased
+    "erase_rate": 0.5,  # erase: each face gets one random rectangle erased with this probability
     "erase_scale": (0.02, 0.15),  # erase: the rectangle's share of the face's area
 }
 ROBUSTNESS_TARGETS: dict[tuple[str, float], float] = {
@@ -98,7 +98,7 @@ ROBUSTNESS_TARGETS: dict[tuple[str, float], float] = {
 """The robust-model issue's targets: (perturbation, strength) of fer_utils.explain.perturb at 06's middle strengths ->
 the most accuracy points a robust model may lose to it. The robustness summary of a study row is the mean and the
 worst of these losses (benchmarks/robustness.py)."""
-LABEL_SMOOTHING = 0.0  # the paper's loss has none; the robust recipe's value is in PROFILES["robust"]
+LABEL_SMOOTHING = 0.0  # the paper's loss has none (the robust study tries 0.1: benchmarks/robust_rows.sh)
 WEIGHT_DECAY = 0.0  # the paper's Adam has none; > 0 switches to AdamW (decoupled weight decay)
 
 # Faces in real photos and videos (fer_utils.faces, `python -m fer_utils predict`, notebook 07).

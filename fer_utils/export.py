@@ -1,8 +1,9 @@
 """The code the notebooks show is the code the package runs: notebook cells marked `#@save MODULE` -> fer_utils.
 
 As in d2l, a code cell whose first line is `#@save MODULE` is written, without that line, into `fer_utils/MODULE.py`
-between the two marker lines of its notebook: `#@save models` (notebooks 02-04: the model builders and compile) and
-`#@save training` (notebook 04: the callbacks list and the `fit` call). `python -m fer_utils.export` rewrites those
+between the two marker lines of its notebook: `#@save models` (notebooks 02-04: the model builders and compile),
+`#@save training` (notebook 04: the callbacks list and the `fit` call) and `#@save augment` (notebook 08: the
+training-only augmentation layers). `python -m fer_utils.export` rewrites those
 regions from the notebooks; `python -m fer_utils.export --check` (and tests/test_export.py) fails when a notebook and
 the package differ. Edit such code in the notebook, never in the region, and export.
 """
@@ -18,7 +19,7 @@ from pathlib import Path
 PACKAGE_DIR = Path(__file__).resolve().parent
 NOTEBOOK_DIR = PACKAGE_DIR.parent / "notebooks"
 MARK = "#@save"
-TARGETS: tuple[str, ...] = ("models", "training")
+TARGETS: tuple[str, ...] = ("models", "training", "augment")
 """The modules that notebook cells are exported into: `#@save models` -> fer_utils/models.py, and so on."""
 
 

@@ -374,13 +374,13 @@ def _study_sections(results: Path = STUDY_RESULTS) -> list[str]:
 
 
 PUBLISHED_NOTEBOOKS = {"05_": {"models_dir": ".", "n_gallery": 0}, "06_": {"models_dir": ".", "show_faces": False},
-                       "07_": {"predict_out": "07_predict"}}
+                       "07_": {"predict_out": "07_predict"}, "08_": {"models_dir": ".", "show_faces": False}}
 """The notebooks `publish` executes in the published folder, with the parameters that keep FER2013's faces out of it
 (07's `predict` output, annotated photos, goes to a temporary folder)."""
 
 
 def _notebook_figures(out: Path) -> list[str]:
-    """README lines embedding the figures that notebooks 06 and 07 wrote into `out`/figures, under their notebook."""
+    """README lines embedding the figures that notebooks 06 to 08 wrote into `out`/figures, under their notebook."""
     lines = []
     for notebook in notebooks():
         prefix = notebook.name[:3]
@@ -393,7 +393,7 @@ def _notebook_figures(out: Path) -> list[str]:
 
 def publish(runs: str | Path, out: str | Path = "reports", data: str | None = None,
             kernel: str | None = None) -> int:
-    """Publish two finished runs into `out`: run folders, executed notebooks 05-07 and their figures, README.md.
+    """Publish two finished runs into `out`: run folders, executed notebooks 05-08 and their figures, README.md.
 
     The executed notebooks show no faces (PUBLISHED_NOTEBOOKS): FER2013 images must not be committed. `data` is named,
     as given, in README's commands and given to the notebooks (05's leakage analysis, 06's FER+ and robustness

@@ -133,3 +133,12 @@ def test_compile_with_label_smoothing_and_weight_decay_uses_them():
     assert model.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
     paper = compile_model(build_model("baseline", filters=(4, 4, 4), dense_units=8))
     assert type(paper.optimizer) is keras.optimizers.Adam and paper.loss == "categorical_crossentropy"
+
+
+@pytest.mark.parametrize("name, expected", [("erase", AUGMENT["erase_rate"]),
+                                            ("degrade", 1 - (1 - AUGMENT["degrade_rate"]) ** 3)])
+def test_each_group_changes_the_share_of_faces_its_rate_says(name, expected):
+    face = np.full((1000, 48, 48, 1), 100.0, dtype="float32")
+    face[:, 10:38, 10:38] = 160.0  # edges, so that blur, downscale and JPEG change something
+    changed = (np.abs(run(group((name,)), face) - face).reshape(1000, -1).max(axis=1) > 0).mean()
+    assert abs(changed - expected) < 0.06, (changed, expected)

@@ -112,6 +112,23 @@ def test_export_writes_the_notebook_04_edit_into_training_py(copies):
     assert export.check(package, notebooks) == []
 
 
+def test_augment_py_is_notebook_08s_augmentation_cells():
+    cells = export.saved_cells(export.NOTEBOOK_DIR / "08_beyond_the_paper.ipynb")["augment"]
+    text = (export.PACKAGE_DIR / "augment.py").read_text()
+    assert export.begin_marker("08_beyond_the_paper.ipynb", "augment") in text
+    for name in ("class RandomGamma(", "class RandomDegradation(", "def resize_matrix(", "def dct_matrix(",
+                 "JPEG_LUMINANCE = ", "def augmentation(", "def canonical("):
+        assert sum(name in cell for cell in cells) == 1, name
+    assert text.index("from .config import") < text.index(export.begin_marker("08_beyond_the_paper.ipynb", "augment"))
+
+
+def test_a_notebook_08_augmentation_edit_alone_is_caught(copies):
+    notebooks, package = copies
+    edit_first_saved_cell(notebooks / "08_beyond_the_paper.ipynb", "5000.0 / q", "5000.0 / (q + 1)")
+    diffs = export.check(package, notebooks)
+    assert len(diffs) == 1 and "augment.py" in diffs[0] and "5000.0 / (q + 1)" in diffs[0]
+
+
 def test_a_cell_saved_to_an_unknown_module_is_an_error(copies):
     notebooks, _ = copies
     edit_first_saved_cell(notebooks / "04_se_cnn_training.ipynb", "#@save training", "#@save trainig")

@@ -11,10 +11,10 @@ NOTEBOOKS = notebooks()
 
 COURSE = ("01_data_exploration.ipynb", "02_baseline_cnn.ipynb", "03_se_block_derivation.ipynb",
           "04_se_cnn_training.ipynb", "05_error_analysis.ipynb", "06_where_the_networks_look.ipynb",
-          "07_try_it_yourself.ipynb")
+          "07_try_it_yourself.ipynb", "08_beyond_the_paper.ipynb")
 
 
-def test_the_seven_course_notebooks_are_there_in_order():
+def test_the_eight_course_notebooks_are_there_in_order():
     assert tuple(nb.name for nb in NOTEBOOKS) == COURSE
 
 
@@ -97,7 +97,7 @@ def test_exercises_ask_only_for_parameters_the_notebooks_have():
             assert "protocol" in pm.inspect_notebook(str(path))
 
 
-@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name[:2] in ("01", "02", "03", "04", "05")],
+@pytest.mark.parametrize("path", [p for p in NOTEBOOKS if p.name[:2] in ("01", "02", "03", "04", "05", "08")],
                          ids=lambda p: p.name)
 def test_notebooks_announce_synthetic_data_once(path):
     """load_data(quiet=True) leaves the banner to one print(describe(data))."""

@@ -1,4 +1,4 @@
-"""The main job: `python -m fer_utils run` executes the five notebooks with papermill (smoke profile)."""
+"""The main job: `python -m fer_utils run` executes every course notebook with papermill (smoke profile)."""
 
 import json
 import os
@@ -27,7 +27,7 @@ def assert_complete_run(out):
         outputs = [o for c in nbformat.read(out / name, 4).cells if c.cell_type == "code" for o in c.outputs]
         assert not [o for o in outputs if o.output_type == "error"], name
     assert (out / "results.md").stat().st_size > 0
-    for prefix in ("01", "02", "03", "04", "05", "06"):
+    for prefix in ("01", "02", "03", "04", "05", "06", "08"):
         pngs = list((out / "figures").glob(f"{prefix}_*.png"))
         assert pngs, f"notebook {prefix} saved no figure"
         assert all(p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs)

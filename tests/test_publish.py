@@ -99,12 +99,13 @@ def test_published_notebook_ran_without_errors_and_shows_no_faces(published):
 
 
 @pytest.mark.slow
-def test_published_notebooks_06_and_07_ran_without_errors_or_faces(published):
+def test_published_notebooks_06_to_08_ran_without_errors_or_faces(published):
     _, out = published
-    for name in ("06_where_the_networks_look.ipynb", "07_try_it_yourself.ipynb"):
+    for name in ("06_where_the_networks_look.ipynb", "07_try_it_yourself.ipynb", "08_beyond_the_paper.ipynb"):
         nb = nbformat.read(out / name, 4)
         assert not [o for c in nb.cells if c.cell_type == "code" for o in c.outputs if o.output_type == "error"]
-    assert "show_faces = False" in json.dumps(nbformat.read(out / "06_where_the_networks_look.ipynb", 4))
+    for name in ("06_where_the_networks_look.ipynb", "08_beyond_the_paper.ipynb"):
+        assert "show_faces = False" in json.dumps(nbformat.read(out / name, 4))
     assert not (out / "07_predict").exists()  # predict's annotated photos go to a temporary folder
 
 

@@ -131,3 +131,13 @@ def test_recalibrating_the_published_se_model_reproduces_its_temperature(tmp_pat
     published = json.loads((REPORTS / "se" / "calibration.json").read_text())
     assert ours["temperature"] == pytest.approx(published["temperature"], rel=1e-3)
     assert ours["ece_after"] < ours["ece_before"] and "temperature" in capsys.readouterr().out
+
+
+def test_readme_calibration_numbers_are_those_of_the_published_calibration_files():
+    readme = (REPORTS.parent / "README.md").read_text()
+    se = json.loads((REPORTS / "se" / "calibration.json").read_text())
+    cnn = json.loads((REPORTS / "baseline" / "calibration.json").read_text())
+    sentence = (f"from {se['ece_before']:.3f} to {se['ece_after']:.3f} (temperature {se['temperature']:.2f};\n"
+                f"CNN: {cnn['ece_before']:.3f} to {cnn['ece_after']:.3f})")
+    assert sentence in readme
+    assert se["fitted_on"] == "PublicTest" and se["judged_on"] == "PrivateTest"  # never tuned on PrivateTest
