@@ -73,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         table["step_cost_vs_se_ref"] = table.loc["se_ref", "images_per_s"] / table["images_per_s"]
     env = environment()
     print(f"\n{env['cpu']}, {env['cpu_count']} cores, precision {precision}, data {data.source}")
-    print(table.to_markdown(floatfmt=".2f"))
+    print(table.to_string(float_format=lambda v: f"{v:.2f}"))
     return 0
 
 
