@@ -12,6 +12,7 @@ import csv
 import io
 import os
 import shutil
+import signal
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,6 +172,19 @@ def tiny_synthetic():
 REAL_DATA = os.environ.get("FER2013_PATH")
 requires_real_data = pytest.mark.skipif(
     not REAL_DATA, reason="FER2013_PATH is not set (point it at the Kaggle archive.zip to check the real data set)")
+
+
+def sigint_after_epoch(epoch: int):
+    """A Keras callback that sends this process SIGINT (Ctrl-C) at the end of epoch `epoch` (1-based): an interrupted
+    run, in process. Keras is imported here, not at the top, so tests that never train do not pay for it."""
+    import keras
+
+    class SigintAfterEpoch(keras.callbacks.Callback):
+        def on_epoch_end(self, done, logs=None):
+            if done + 1 == epoch:
+                os.kill(os.getpid(), signal.SIGINT)
+
+    return SigintAfterEpoch()
 
 
 def pytest_configure(config):

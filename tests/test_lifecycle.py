@@ -28,6 +28,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from conftest import sigint_after_epoch
 from fer_utils import cli, plots, training
 from fer_utils.config import REDUCE_LR_FACTOR, REDUCE_LR_MIN, REDUCE_LR_PATIENCE
 from fer_utils.evaluation import loss_and_accuracy, predict_proba
@@ -367,15 +368,6 @@ def test_a_resumed_run_continues_the_learning_rate_schedule_where_it_stopped(kil
 PLATEAU_RESUME_AT, PLATEAU_RESUME_EPOCHS = REDUCE_LR_PATIENCE + 2, 2 * REDUCE_LR_PATIENCE + 4
 
 
-class _InterruptAfter(keras.callbacks.Callback):
-    def __init__(self, epoch: int):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.epoch:
-            os.kill(os.getpid(), signal.SIGINT)
-
 
 @pytest.fixture(scope="module")
 def plateau_resumed(tmp_path_factory, tiny_synthetic):
@@ -384,7 +376,7 @@ def plateau_resumed(tmp_path_factory, tiny_synthetic):
     flat = ScriptedValAccuracy([0.5] * PLATEAU_RESUME_EPOCHS)
     kwargs = dict(epochs=PLATEAU_RESUME_EPOCHS, learning_rate=PLATEAU_LR, patience=100, **TINY)
     with pytest.MonkeyPatch.context() as mp:
-        with_callbacks(mp, before=[flat], after=[_InterruptAfter(PLATEAU_RESUME_AT)])
+        with_callbacks(mp, before=[flat], after=[sigint_after_epoch(PLATEAU_RESUME_AT)])
         with pytest.raises(TrainingInterrupted):
             train("se", tiny_synthetic, out, **kwargs)
     with pytest.MonkeyPatch.context() as mp:
@@ -413,7 +405,7 @@ def test_a_resumed_run_stops_early_when_an_uninterrupted_run_would(tmp_path, tin
     # test_training_stops_after_patience_epochs_without_improvement); a resumed one must too.
     kwargs = dict(epochs=len(SCRIPT), patience=PATIENCE, **TINY)
     with pytest.MonkeyPatch.context() as mp:
-        with_callbacks(mp, before=[ScriptedValAccuracy(SCRIPT)], after=[_InterruptAfter(PEAK + PATIENCE - 1)])
+        with_callbacks(mp, before=[ScriptedValAccuracy(SCRIPT)], after=[sigint_after_epoch(PEAK + PATIENCE - 1)])
         with pytest.raises(TrainingInterrupted):
             train("baseline", tiny_synthetic, tmp_path, **kwargs)
     with pytest.MonkeyPatch.context() as mp:

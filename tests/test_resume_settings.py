@@ -10,17 +10,15 @@ Each test names the broken implementation it catches.
 from __future__ import annotations
 
 import json
-import os
 import shlex
 import shutil
-import signal
 import sys
 from pathlib import Path
 
-import keras
 import pandas as pd
 import pytest
 
+from conftest import sigint_after_epoch
 from fer_utils import cli, training
 from fer_utils.config import BATCH_SIZE, EARLY_STOPPING_PATIENCE, LEARNING_RATE, SE_RATIO
 from fer_utils.runfolder import BACKUP, HISTORY, SETTINGS, ResumeConflict
@@ -29,15 +27,6 @@ from fer_utils.training import TrainingInterrupted, train
 TINY = dict(epochs=2, seed=0, precision="float32", verbose=0, filters=(4, 8, 16), dense_units=8)
 
 
-class _SigintAfterEpoch(keras.callbacks.Callback):
-    def __init__(self, epoch: int):
-        super().__init__()
-        self.epoch = epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if epoch + 1 == self.epoch:
-            os.kill(os.getpid(), signal.SIGINT)
-
 
 @pytest.fixture(scope="module")
 def interrupted(tmp_path_factory, tiny_synthetic):
@@ -45,7 +34,7 @@ def interrupted(tmp_path_factory, tiny_synthetic):
     out = tmp_path_factory.mktemp("interrupted") / "run"
     real = training.paper_callbacks
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(training, "paper_callbacks", lambda *a, **k: [*real(*a, **k), _SigintAfterEpoch(1)])
+        mp.setattr(training, "paper_callbacks", lambda *a, **k: [*real(*a, **k), sigint_after_epoch(1)])
         with pytest.raises(TrainingInterrupted):
             train("se", tiny_synthetic, out, **TINY)
     return out
