@@ -25,12 +25,9 @@ def summary(table: pd.DataFrame, split: str = "val") -> dict[str, float]:
 
 def robustness_table(model_path: Path, data) -> pd.DataFrame:
     """robustness_losses of a saved model on PublicTest (val) and PrivateTest (test), in float32."""
-    import keras
+    from fer_utils.explain import load_float32, robustness_losses
 
-    from fer_utils import augment  # noqa: F401  (registers the augmentation layers)
-    from fer_utils.explain import float32_copy, robustness_losses
-
-    model = float32_copy(keras.models.load_model(model_path, compile=False))
+    model = load_float32(model_path)
     parts = []
     for split in ("val", "test"):
         x, y = data.xy(split)

@@ -75,11 +75,10 @@ def calibrate_run(run_dir: str | os.PathLike, data) -> dict:
     Returns:
         What calibration.json holds: temperature, NLL and ECE before and after on PrivateTest.
     """
-    from . import augment  # noqa: F401  (registers the augmentation layers a model may hold)
     from .evaluation import predict_proba
-    from .explain import float32_copy
+    from .explain import load_float32
 
-    model = float32_copy(keras.models.load_model(Path(run_dir, "model.keras"), compile=False))
+    model = load_float32(Path(run_dir, "model.keras"))
     (x_val, y_val), (x_test, y_test) = data.xy("val"), data.xy("test")
     report = calibration_report((predict_proba(model, x_val), y_val), (predict_proba(model, x_test), y_test))
     report["data_source"] = data.source

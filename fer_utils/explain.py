@@ -66,6 +66,14 @@ def float32_copy(model: keras.Model, logits: bool = False) -> keras.Model:
     return copy
 
 
+def load_float32(path) -> keras.Model:
+    """A saved model (augmentation layers and all) as a float32 copy, for evaluations that must not depend on the
+    precision it was trained in."""
+    from . import augment  # noqa: F401  (registers the augmentation layers a model may hold)
+
+    return float32_copy(keras.models.load_model(path, compile=False))
+
+
 def feature_layer(model: keras.Model) -> str:
     """Name of the layer whose output enters the model's last max-pooling: the last conv block's feature map
     (after the SE scale in the SE-CNN: block3_se_scale; the baseline's block3_conv2 or block3_conv2_relu)."""
