@@ -278,8 +278,23 @@ def cmd_predict(args: argparse.Namespace) -> int:
     return summary.exit_status
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser for all commands."""
+def profile_train_options(profile: str) -> dict:
+    """A `run` profile's settings as defaults of `train`'s options (per_class becomes --subset).
+
+    Args:
+        profile: a name in config.PROFILES.
+
+    Returns:
+        {option dest: value}, for `set_defaults` of the train parser (options given explicitly still win).
+    """
+    from .config import PROFILES
+
+    return {"subset" if name == "per_class" else name: tuple(value) if isinstance(value, list) else value
+            for name, value in PROFILES[profile].items()}
+
+
+def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
+    """The argument parser for all commands; `train_defaults` replace the train options' defaults (its --profile)."""
     from .pipeline import PROFILES
 
     parser = argparse.ArgumentParser(prog="python -m fer_utils", description=__doc__.splitlines()[0])
@@ -293,6 +308,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     tr = sub.add_parser("train", help="train a model and write a run folder")
     tr.add_argument("--model", choices=("baseline", "se"), required=True)
+    tr.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                    help="train with a `run` profile's settings, e.g. paper or robust (options given too win)")
     _add_data_args(tr)
     tr.add_argument("--epochs", type=int, default=MAX_EPOCHS)
     tr.add_argument("--out", default=None, help="run folder (default runs/<model>)")
@@ -304,8 +321,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="plateau: the paper's ReduceLROnPlateau; cosine: warm-up then cosine decay over --epochs")
     tr.add_argument("--dense-dropout", type=float, default=0.5, metavar="RATE",
                     help="dropout after the dense layer (default 0.5; 0 turns it off)")
-    tr.add_argument("--flip", action="store_true", help="add random horizontal flips (beyond the paper's shifts)")
-    tr.add_argument("--batch-norm", action="store_true",
+    tr.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False,
+                    help="add random horizontal flips (beyond the paper's shifts)")
+    tr.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=False,
                     help="batch norm after each conv, before its ReLU (the paper describes none)")
     tr.add_argument("--filters", type=_widths, default=FILTERS, metavar="N,N,N",
                     help=f"conv filters per block (default {','.join(map(str, FILTERS))}; the paper gives none)")
@@ -322,6 +340,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="discard an interrupted run in --out and start afresh (without it, an interrupted run "
                     "resumes, if started with the same settings and data, and is refused otherwise)")
     tr.set_defaults(func=cmd_train)
+    unknown = set(train_defaults or {}) - {action.dest for action in tr._actions}
+    if unknown:
+        raise ValueError(f"train has no option for the profile setting(s) {', '.join(sorted(unknown))}")
+    tr.set_defaults(**(train_defaults or {}))
 
     ev = sub.add_parser("evaluate", help="recompute loss and accuracy of a saved model")
     ev.add_argument("model", help="a .keras file")
@@ -374,6 +396,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    """Parse a command line; `train --profile NAME` takes the profile's settings where no option is given.
+
+    Args:
+        argv: the arguments after `python -m fer_utils`.
+
+    Returns:
+        The parsed arguments, with `argv` kept (for the command to record).
+    """
+    args = build_parser().parse_args(argv)
+    if getattr(args, "profile", None):
+        args = build_parser(profile_train_options(args.profile)).parse_args(argv)
+    args.argv = argv
+    return args
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point: parse `argv` (default: sys.argv[1:]) and run the command.
 
@@ -381,8 +419,7 @@ def main(argv: list[str] | None = None) -> int:
         The exit status: the command's; 2 after a known error (`known_errors`), said in one line on stderr.
     """
     argv = list(sys.argv[1:] if argv is None else argv)
-    args = build_parser().parse_args(argv)
-    args.argv = argv
+    args = parse_args(argv)
     try:
         return args.func(args)
     except (ValueError, OSError) as err:

@@ -32,7 +32,8 @@ DENSE_UNITS = 256
 PAPER_CONFIG = {"filters": (32, 64, 128), "dense_units": 512, "dense_dropout": 0.0, "batch_norm": True}
 """Where the paper is silent, the configuration its full recipe is retrained with (the Table 1 issue): the width
 study's best row on PublicTest among those whose full run is affordable on 2 CPU cores (benchmarks/README.md, "Width
-study"). Batch norm is a documented deviation from the paper's text. `benchmarks/paper_run.sh` trains it."""
+study"). Batch norm is a documented deviation from the paper's text. `bash benchmarks/full_run.sh paper se baseline`
+trains it."""
 
 # Table 1 of the paper, for side-by-side comparison only (never used as our results).
 PAPER_TABLE1 = {

@@ -10,6 +10,7 @@ import pytest
 from conftest import expected_counts, zip_folder
 
 from fer_utils.cli import main
+from fer_utils.config import PROFILES
 
 
 def test_data_check_json_reports_source_counts_and_no_problems(fer_files, capsys):
@@ -108,3 +109,33 @@ def test_evaluate_command_with_tta_says_so(cli_run, fer_files, capsys):
     capsys.readouterr()
     assert main(["evaluate", str(out / "model.keras"), "--data", str(fer_files.zip), "--split", "test", "--tta"]) == 0
     assert re.search(r"^test \(flip TTA\): loss \S+  accuracy \S+  \(n=\d+\)$", capsys.readouterr().out, re.MULTILINE)
+
+
+def test_train_profile_gives_the_profiles_settings():
+    from fer_utils.cli import parse_args
+    from fer_utils.config import PAPER_CONFIG
+
+    args = parse_args(["train", "--model", "se", "--profile", "paper"])
+    assert args.epochs == PROFILES["paper"]["epochs"] and args.subset is None
+    assert (args.filters, args.dense_units, args.dense_dropout, args.batch_norm) == (
+        tuple(PAPER_CONFIG["filters"]), PAPER_CONFIG["dense_units"], PAPER_CONFIG["dense_dropout"],
+        PAPER_CONFIG["batch_norm"])
+
+
+def test_train_options_given_beside_a_profile_win_over_it():
+    from fer_utils.cli import parse_args
+
+    args = parse_args(["train", "--model", "se", "--profile", "quick", "--epochs", "3", "--no-flip",
+                       "--dense-dropout", "0.25"])
+    assert (args.epochs, args.flip, args.dense_dropout, args.schedule) == (3, False, 0.25, "cosine")
+
+
+@pytest.mark.parametrize("profile", sorted(PROFILES))
+def test_every_profile_can_be_trained_by_the_train_command(profile):
+    from fer_utils.cli import parse_args
+    from fer_utils.training import training_params
+
+    args = parse_args(["train", "--model", "se", "--profile", profile])
+    settings = {k: v for k, v in PROFILES[profile].items() if k != "per_class"}
+    assert training_params("se", **{k: getattr(args, k) for k in settings}) == training_params("se", **settings)
+    assert args.subset == PROFILES[profile]["per_class"]
