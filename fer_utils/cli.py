@@ -45,7 +45,7 @@ def _augmentations(text: str) -> tuple[str, ...]:
         raise argparse.ArgumentTypeError(str(err)) from None
 
 
-KNOWN_ERRORS = {"fer_utils.data": "DataError", "fer_utils.faces": "InputError", "fer_utils.runfolder": "ResumeConflict"}
+KNOWN_ERRORS = {"fer_utils.data": "DataError", "fer_utils.faces": "InputError", "fer_utils.runfolder": "RunFolderError"}
 """The package's errors for a bad input or setting, by module: each message names the file or setting."""
 OS_ERRORS = (FileNotFoundError, NotADirectoryError, IsADirectoryError, PermissionError)
 

@@ -4,7 +4,7 @@ Run folder: model.keras (best val accuracy), history.csv, metrics.json, predicti
 run_info.json, and backup/ (Keras BackupAndRestore) while a run is unfinished. Training the same
 folder again resumes an interrupted run from its backup (run_info.json's epochs_before_resume says so), provided it
 is asked with the settings and data the run was started with (`run_settings`, kept in backup/); otherwise `train`
-refuses (`ResumeConflict`) unless told `fresh=True`.
+refuses (`ResumeConflict`) unless told `fresh=True`. One process at a time trains into a folder (`RunFolderBusy`).
 The callbacks list and the `fit` call (`paper_callbacks`, `fit_model`) are written in notebook 04, where each
 argument is explained, and exported here by `python -m fer_utils.export`: edit them there.
 """
@@ -16,7 +16,6 @@ import inspect
 import json
 import os
 import platform
-import shutil
 import signal
 import sys
 import threading
@@ -37,8 +36,8 @@ from .data import FerData
 from .evaluation import evaluate_splits
 from .models import build_model, compile_model
 from .runfolder import (BACKUP, BEST, FIT_FINISHED, HISTORY, METADATA, SETTINGS, WEIGHTS, ResumeConflict,
-                        command_line, commit_backup, link_or_copy, replace_file, resume_state, save_npz, write_csv,
-                        write_json)
+                        command_line, commit_backup, link_or_copy, one_writer, remove_folder, replace_file,
+                        resume_state, save_npz, write_csv, write_json)
 
 
 def cpu_has_bf16() -> bool:
@@ -145,14 +144,14 @@ class SafeCSVLogger(keras.callbacks.Callback):
 
 
 class SafeModelCheckpoint(keras.callbacks.ModelCheckpoint):
-    """keras.callbacks.ModelCheckpoint that saves to a temporary file and renames it over `filepath`.
+    """keras.callbacks.ModelCheckpoint that saves to a temporary file (this process's) and renames it over `filepath`.
 
     A process killed while Keras writes the zip would otherwise leave a model.keras that does not load.
     """
 
     def __init__(self, filepath: str | os.PathLike, **kwargs):
         self.final_path = Path(filepath)
-        self._partial = self.final_path.with_name(f".{self.final_path.stem}.partial.keras")
+        self._partial = self.final_path.with_name(f".{self.final_path.stem}.{os.getpid()}.partial.keras")
         super().__init__(str(self._partial), **kwargs)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -452,6 +451,8 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
         TrainingInterrupted: after SIGINT or SIGTERM; the run folder keeps its last complete epoch.
         ResumeConflict: `out` holds an interrupted run started with other settings or data (named, one line); the
             folder is left resumable.
+        RunFolderBusy: another process is training into `out` (`runfolder.one_writer`; the message names the
+            folder and the holder's pid and host); nothing in `out` is touched.
     """
     if protocol not in PROTOCOLS:
         raise ValueError(f"unknown protocol {protocol!r}: expected one of {sorted(PROTOCOLS)}")
@@ -459,64 +460,65 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
         model_kwargs["augment"] = canonical(model_kwargs["augment"])
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    params = dict(model=model_kind, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
-                  protocol=protocol, precision=precision, patience=patience, schedule=schedule,
-                  label_smoothing=label_smoothing, weight_decay=weight_decay, **model_kwargs)
-    resolved = resolve_precision(precision)
-    asked = run_settings(params, resolved, data)
-    epochs_before_resume, settings = resume_or_start(out, asked, fresh)  # else a fresh start
-    fit_finished = (out / BACKUP / FIT_FINISHED).exists()  # killed while writing its results: only those remain
-    keras.utils.set_random_seed(seed)
-    keras.mixed_precision.set_global_policy(resolved)
-    try:
-        x_train, y_train = data.xy("train")
-        lr = learning_rate_schedule(schedule, learning_rate, steps_per_epoch(len(y_train), batch_size), epochs)
-        model = compiled_model(model_kind, lr, dict(label_smoothing=label_smoothing, weight_decay=weight_decay),
-                               **model_kwargs)
-        start = time.perf_counter()
-        stop_on_signal = StopOnSignal()
+    with one_writer(out):  # a second process training into `out` is refused here, before anything is touched
+        params = dict(model=model_kind, epochs=epochs, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                      protocol=protocol, precision=precision, patience=patience, schedule=schedule,
+                      label_smoothing=label_smoothing, weight_decay=weight_decay, **model_kwargs)
+        resolved = resolve_precision(precision)
+        asked = run_settings(params, resolved, data)
+        epochs_before_resume, settings = resume_or_start(out, asked, fresh)  # else a fresh start
+        fit_finished = (out / BACKUP / FIT_FINISHED).exists()  # killed while writing its results: only those remain
+        keras.utils.set_random_seed(seed)
+        keras.mixed_precision.set_global_policy(resolved)
         try:
-            if not fit_finished:
-                recipe = paper_callbacks(out, patience, schedule == "plateau", verbose=0 if verbose == 0 else 1)
-                _record_settings(recipe, settings)
-                callbacks = [TestSplitsLog(data), *recipe, ResumeCounters(_interrupted_history(out), recipe),
-                             stop_on_signal]
-                fit_model(model, x_train, y_train, data.xy(PROTOCOLS[protocol]), callbacks, epochs=epochs,
-                          batch_size=batch_size, seed=seed, verbose=verbose)
-        except TrainingInterrupted as stop:
-            done = len(pd.read_csv(out / BACKUP / HISTORY)) if (out / BACKUP / HISTORY).exists() else 0
-            again = "it again without fresh=True (--fresh)" if fresh else "the same command again"
-            raise TrainingInterrupted(
-                f"Stopped by {stop.args[0]}: {out} keeps its last complete epoch ({done}); run {again} to resume from "
-                "there") from None
+            x_train, y_train = data.xy("train")
+            lr = learning_rate_schedule(schedule, learning_rate, steps_per_epoch(len(y_train), batch_size), epochs)
+            model = compiled_model(model_kind, lr, dict(label_smoothing=label_smoothing, weight_decay=weight_decay),
+                                   **model_kwargs)
+            start = time.perf_counter()
+            stop_on_signal = StopOnSignal()
+            try:
+                if not fit_finished:
+                    recipe = paper_callbacks(out, patience, schedule == "plateau", verbose=0 if verbose == 0 else 1)
+                    _record_settings(recipe, settings)
+                    callbacks = [TestSplitsLog(data), *recipe, ResumeCounters(_interrupted_history(out), recipe),
+                                 stop_on_signal]
+                    fit_model(model, x_train, y_train, data.xy(PROTOCOLS[protocol]), callbacks, epochs=epochs,
+                              batch_size=batch_size, seed=seed, verbose=verbose)
+            except TrainingInterrupted as stop:
+                done = len(pd.read_csv(out / BACKUP / HISTORY)) if (out / BACKUP / HISTORY).exists() else 0
+                again = "it again without fresh=True (--fresh)" if fresh else "the same command again"
+                raise TrainingInterrupted(
+                    f"Stopped by {stop.args[0]}: {out} keeps its last complete epoch ({done}); run {again} to resume "
+                    "from there") from None
+            finally:
+                stop_on_signal.restore()
+            fit_seconds = None if fit_finished else time.perf_counter() - start
         finally:
-            stop_on_signal.restore()
-        fit_seconds = None if fit_finished else time.perf_counter() - start
-    finally:
-        keras.mixed_precision.set_global_policy("float32")
-    best = keras.models.load_model(out / "model.keras")
-    metrics, predictions = evaluate_splits(best, data)
-    history = _read_history(out / HISTORY)
-    metrics.update(model=model_kind, best_epoch=int(np.argmax(history["val_accuracy"])) + 1,
-                   epochs_run=len(history["val_accuracy"]))
-    write_json(out / "metrics.json", metrics)
-    save_npz(out / "predictions.npz", **predictions)
-    epoch_seconds = _logged(history, "epoch_seconds")
-    train_seconds = _logged(history, "train_seconds")  # absent from the rows of runs resumed from older versions
-    write_json(out / "run_info.json", dict(
-        params=params, precision=resolved, keras_backend=keras.backend.backend(), accelerator=accelerator(),
-        data_source=data.source, synthetic_data=data.synthetic, counts=data.counts(),
-        epochs_run=metrics["epochs_run"], best_epoch=metrics["best_epoch"], fit_wall_seconds=fit_seconds,
-        epochs_before_resume=epochs_before_resume,
-        mean_epoch_seconds=float(np.mean(epoch_seconds)) if epoch_seconds else None,
-        median_train_seconds=float(np.median(train_seconds)) if train_seconds else None,
-        # training images over the median seconds of an epoch's training steps (validation and callbacks left out;
-        # runs before these fields recorded `train_images_per_second`, the same over whole epochs)
-        train_step_images_per_second=len(y_train) / float(np.median(train_seconds)) if train_seconds else None,
-        parameters=best.count_params(), finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        command=asked["command"],
-        **environment()))
-    shutil.rmtree(out / BACKUP, ignore_errors=True)  # the run folder is complete: nothing left to resume
+            keras.mixed_precision.set_global_policy("float32")
+        best = keras.models.load_model(out / "model.keras")
+        metrics, predictions = evaluate_splits(best, data)
+        history = _read_history(out / HISTORY)
+        metrics.update(model=model_kind, best_epoch=int(np.argmax(history["val_accuracy"])) + 1,
+                       epochs_run=len(history["val_accuracy"]))
+        write_json(out / "metrics.json", metrics)
+        save_npz(out / "predictions.npz", **predictions)
+        epoch_seconds = _logged(history, "epoch_seconds")
+        train_seconds = _logged(history, "train_seconds")  # absent from the rows of runs resumed from older versions
+        write_json(out / "run_info.json", dict(
+            params=params, precision=resolved, keras_backend=keras.backend.backend(), accelerator=accelerator(),
+            data_source=data.source, synthetic_data=data.synthetic, counts=data.counts(),
+            epochs_run=metrics["epochs_run"], best_epoch=metrics["best_epoch"], fit_wall_seconds=fit_seconds,
+            epochs_before_resume=epochs_before_resume,
+            mean_epoch_seconds=float(np.mean(epoch_seconds)) if epoch_seconds else None,
+            median_train_seconds=float(np.median(train_seconds)) if train_seconds else None,
+            # training images over the median seconds of an epoch's training steps (validation and callbacks left out;
+            # runs before these fields recorded `train_images_per_second`, the same over whole epochs)
+            train_step_images_per_second=len(y_train) / float(np.median(train_seconds)) if train_seconds else None,
+            parameters=best.count_params(), finished=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            command=asked["command"],
+            **environment()))
+        remove_folder(out / BACKUP)  # the run folder is complete: nothing left to resume
     return metrics
 
 

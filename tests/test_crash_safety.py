@@ -177,8 +177,10 @@ def _rows(out: Path) -> int:
 
 
 def _writes_cut_short(out: Path) -> list[str]:
-    """What a kill left half-done: temporary files of atomic writes, or a backup swap's new/old folder."""
-    return sorted(p.name for p in out.iterdir() if ".partial" in p.name or p.name in (f"{BACKUP}.new", f"{BACKUP}.old"))
+    """What a kill left half-done: temporary files of atomic writes, a backup swap's new/old folder, a folder being
+    deleted (`runfolder.remove_folder`)."""
+    return sorted(p.name for p in out.iterdir()
+                  if ".partial" in p.name or p.name.startswith(f"{BACKUP}.") or p.name.endswith(".trash"))
 
 
 def _wait_for(condition, proc: subprocess.Popen, timeout: float = 240) -> bool:
