@@ -391,9 +391,31 @@ def _notebook_figures(out: Path) -> list[str]:
     return lines
 
 
+def calibrate_published(out: Path, data: str | None) -> None:
+    """Fit each published model's temperature (calibration.json, which `predict` applies) on `data`'s PublicTest.
+
+    A calibration.json left from models published earlier is removed first: it belongs to other weights.
+
+    Args:
+        out: the publish folder, holding baseline/ and se/ with their model.keras.
+        data: the data the notebooks get (FER2013 or "synthetic"); None: whatever `load_data` finds.
+    """
+    from .calibration import CALIBRATION, calibrate_run
+    from .data import load_data
+
+    for kind in MODELS:
+        Path(out, kind, CALIBRATION).unlink(missing_ok=True)
+    images = load_data(data, quiet=True)
+    for kind in MODELS:
+        report = calibrate_run(out / kind, images)
+        print(f"{out / kind / CALIBRATION}: temperature {report['temperature']:.3f} (fitted on {images.source}'s "
+              "PublicTest)")
+
+
 def publish(runs: str | Path, out: str | Path = "reports", data: str | None = None,
             kernel: str | None = None) -> int:
-    """Publish two finished runs into `out`: run folders, executed notebooks 05-08 and their figures, README.md.
+    """Publish two finished runs into `out`: run folders (calibrated: `calibrate_published`), executed notebooks 05-08
+    and their figures, README.md.
 
     The executed notebooks show no faces (PUBLISHED_NOTEBOOKS): FER2013 images must not be committed. `data` is named,
     as given, in README's commands and given to the notebooks (05's leakage analysis, 06's FER+ and robustness
@@ -418,6 +440,7 @@ def publish(runs: str | Path, out: str | Path = "reports", data: str | None = No
         copy_runs(runs, out)
         for kind in MODELS:
             copy_file(Path(tmp, f"{kind}.keras"), out / kind / "model.keras")
+    calibrate_published(out, data)
     logs = Path(tempfile.mkdtemp(prefix="fer_publish_"))  # not in `out`: reports/ holds only what is published
     common = {"run_dir": "."}  # papermill runs each notebook in `out`
     if data:  # the images, for the analyses (never shown: no gallery, no faces)

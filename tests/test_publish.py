@@ -60,7 +60,21 @@ def test_publish_copies_both_run_folders_without_the_training_backup(published):
     status, out = published
     assert status == 0
     for kind in pipeline.MODELS:
-        assert sorted(p.name for p in (out / kind).iterdir()) == sorted(pipeline.RUN_FILES)
+        assert sorted(p.name for p in (out / kind).iterdir()) == sorted([*pipeline.RUN_FILES, "calibration.json"])
+
+
+def test_publishing_fits_a_new_temperature_in_place_of_a_stale_one(finished_runs, tmp_path):
+    from fer_utils.calibration import load_temperature
+
+    pipeline.copy_runs(finished_runs, tmp_path)
+    stale = {"temperature": 123.0, "data_source": "models published earlier"}
+    for kind in pipeline.MODELS:
+        (tmp_path / kind / "calibration.json").write_text(json.dumps(stale))
+    pipeline.calibrate_published(tmp_path, "synthetic")
+    for kind in pipeline.MODELS:
+        report = json.loads((tmp_path / kind / "calibration.json").read_text())
+        assert report["temperature"] != 123.0 and "synthetic" in report["data_source"].lower()
+        assert load_temperature(tmp_path / kind / "model.keras") == pytest.approx(report["temperature"])
 
 
 @pytest.mark.slow
