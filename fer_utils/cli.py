@@ -316,7 +316,8 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
     tr.add_argument("--protocol", choices=sorted(PROTOCOLS), default="clean",
                     help="validate on PublicTest (clean) or on all 7,178 test images (paper)")
     tr.add_argument("--precision", choices=PRECISIONS, default="auto",
-                    help="auto: bf16 where the CPU or GPU computes it natively, else float32")
+                    help="auto: bf16 where the CPU or GPU computes it natively, float16 on GPUs with fast float16 only "
+                    "(T4, V100, P100), else float32")
     tr.add_argument("--schedule", choices=SCHEDULES, default="plateau",
                     help="plateau: the paper's ReduceLROnPlateau; cosine: warm-up then cosine decay over --epochs")
     tr.add_argument("--dense-dropout", type=float, default=0.5, metavar="RATE",

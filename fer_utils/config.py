@@ -46,7 +46,7 @@ FERPLUS_ENV_VAR = "FERPLUS_PATH"
 """Folder holding FER+'s fer2013new.csv and the join table msambare_to_fer2013_row.csv (fer_utils.ferplus)."""
 
 # Training options (fer_utils.training and the CLI share them).
-PRECISIONS: tuple[str, ...] = ("auto", "float32", "mixed_bfloat16")
+PRECISIONS: tuple[str, ...] = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 SCHEDULES: tuple[str, ...] = ("plateau", "cosine")
 PROTOCOLS = {"clean": "val", "paper": "test_all"}
 """Validation split per protocol: clean = PublicTest only; paper = all 7,178 test images (as the paper did)."""

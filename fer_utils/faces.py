@@ -293,7 +293,9 @@ def load_fer_model(path: str | os.PathLike | None = None, calibrated: bool = Tru
         calibrated: apply the temperature in calibration.json beside the file, when there is one
             (fer_utils.calibration: same predicted classes, honest confidences).
     Returns:
-        The keras.Model (input (None, 48, 48, 1) uint8 pixels, output (None, 7) softmax in CLASSES order).
+        The keras.Model (input (None, 48, 48, 1) uint8 pixels, output (None, 7) softmax in CLASSES order); a float32
+        copy (`explain.float32_copy`) where the precision it was trained in is not native here
+        (`training.computes_natively`: bf16 emulated on a CPU without AVX512-BF16 is slow).
     Raises:
         InputError naming the file: missing, not a Keras model, not shaped like ours, or a broken calibration.json.
     """
@@ -317,6 +319,12 @@ def load_fer_model(path: str | os.PathLike | None = None, calibrated: bool = Tru
         raise InputError(f"{path}: not one of this course's emotion models: input {got_in}, output {got_out}; "
                          f"expected input {expected_in} (48x48 grayscale) and output {expected_out} "
                          f"(the 7 emotions {', '.join(CLASSES)})")
+    from .training import computes_natively
+
+    if not computes_natively(model):  # e.g. a mixed_bfloat16 model on a CPU or GPU without native bf16
+        from .explain import float32_copy
+
+        model = float32_copy(model)
     from .calibration import load_temperature, with_temperature
 
     try:

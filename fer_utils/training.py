@@ -67,13 +67,78 @@ def accelerator() -> str:
     return "cpu"
 
 
+def gpu_compute_capability() -> tuple[int, int] | None:
+    """The first GPU's CUDA compute capability as the active Keras backend reports it, e.g. (8, 0) for an A100.
+
+    Returns:
+        (major, minor), or None where there is no GPU or the backend does not say (an AMD or Apple GPU, an old
+        library).
+    """
+    backend = keras.backend.backend()
+    try:
+        if backend == "tensorflow":
+            import tensorflow as tf
+
+            gpus = tf.config.list_physical_devices("GPU")
+            return _capability(tf.config.experimental.get_device_details(gpus[0]).get("compute_capability")
+                               if gpus else None)
+        if backend == "jax":
+            import jax
+
+            gpus = [d for d in jax.devices() if d.platform == "gpu"]
+            return _capability(getattr(gpus[0], "compute_capability", None) if gpus else None)
+        if backend == "torch":
+            import torch
+
+            return _capability(torch.cuda.get_device_capability() if torch.cuda.is_available() else None)
+    except Exception:  # noqa: BLE001 - a library that cannot tell is a GPU of unknown capability
+        return None
+    return None
+
+
+def _capability(value) -> tuple[int, int] | None:
+    """(major, minor) from (8, 0) or "8.0" (JAX), else None (e.g. an AMD "gfx90a")."""
+    try:
+        major, minor = (value.split(".") if isinstance(value, str) else value)[:2]
+        return int(major), int(minor)
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
 def resolve_precision(precision: str = "auto") -> str:
-    """'auto' -> mixed_bfloat16 on a GPU or a CPU with native bf16, else float32."""
+    """The precision policy to train in: `precision`, or for "auto" the fastest one the hardware computes natively.
+
+    "auto": mixed_bfloat16 on a GPU of compute capability 8.0 or more (Ampere and later) or a CPU with native bf16
+    (`cpu_has_bf16`); mixed_float16 on a GPU with fast float16 but no bf16 (Volta and Turing, 7.x: V100, T4; and
+    the P100, 6.0), where Keras' `compile` adds loss scaling (`keras.optimizers.LossScaleOptimizer`); float32
+    elsewhere, a GPU whose capability is unknown included (float16 on most Pascal cards, 6.1, is 64 times slower).
+
+    Args:
+        precision: "auto" or one of `config.PRECISIONS`.
+
+    Returns:
+        A Keras dtype policy name.
+    """
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}: expected one of {PRECISIONS}")
-    if precision == "auto":
-        return "mixed_bfloat16" if accelerator() == "gpu" or cpu_has_bf16() else "float32"
-    return precision
+    if precision != "auto":
+        return precision
+    if accelerator() == "gpu":
+        capability = gpu_compute_capability()
+        if capability is None:
+            return "float32"
+        if capability >= (8, 0):
+            return "mixed_bfloat16"
+        return "mixed_float16" if capability >= (7, 0) or capability == (6, 0) else "float32"
+    return "mixed_bfloat16" if cpu_has_bf16() else "float32"
+
+
+def computes_natively(model: keras.Model) -> bool:
+    """Whether every layer of `model` computes in float32 or in the policy "auto" picks on this machine
+    (`resolve_precision`): False for a mixed_bfloat16 model on a T4, or on a CPU without native bf16."""
+    here = resolve_precision("auto")
+    return all(layer.dtype_policy.name in ("float32", here) for layer in model.layers
+               if not isinstance(layer, keras.layers.InputLayer))
 
 
 class EpochLog(keras.callbacks.Callback):
@@ -434,7 +499,8 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
         learning_rate: Adam's rate (the paper: 0.002); the peak rate under the cosine schedule.
         seed: seeds the weights, the shuffling and the augmentation.
         protocol: "clean" validates on PublicTest, "paper" on all 7,178 test images (the paper's way).
-        precision: "float32", "mixed_bfloat16", or "auto" (bf16 where the hardware computes it natively).
+        precision: "float32", "mixed_bfloat16", "mixed_float16", or "auto" (`resolve_precision`: bf16 or float16
+            where the hardware computes it natively). The caller's global policy is restored when `train` returns.
         patience: EarlyStopping's patience in epochs (the paper: 16).
         schedule: "plateau" is the paper's (ReduceLROnPlateau); "cosine" the short fixed schedule of the quick
             profile.
@@ -469,6 +535,7 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
         epochs_before_resume, settings = resume_or_start(out, asked, fresh)  # else a fresh start
         fit_finished = (out / BACKUP / FIT_FINISHED).exists()  # killed while writing its results: only those remain
         keras.utils.set_random_seed(seed)
+        callers_policy = keras.mixed_precision.global_policy()
         keras.mixed_precision.set_global_policy(resolved)
         try:
             x_train, y_train = data.xy("train")
@@ -495,7 +562,7 @@ def train(model_kind: str, data: FerData, out: str | os.PathLike, epochs: int = 
                 stop_on_signal.restore()
             fit_seconds = None if fit_finished else time.perf_counter() - start
         finally:
-            keras.mixed_precision.set_global_policy("float32")
+            keras.mixed_precision.set_global_policy(callers_policy)
         best = keras.models.load_model(out / "model.keras")
         metrics, predictions = evaluate_splits(best, data)
         history = _read_history(out / HISTORY)

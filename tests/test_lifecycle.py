@@ -219,7 +219,7 @@ def test_cosine_training_steps_at_the_scheduled_rate_every_step(tmp_path, tiny_s
 
 # --- bf16 -----------------------------------------------------------------------------------------------------------
 
-NATIVE_BF16 = training.cpu_has_bf16() or training.accelerator() == "gpu"
+NATIVE_BF16 = training.resolve_precision("auto") == "mixed_bfloat16"
 
 
 @pytest.fixture(scope="module")
@@ -229,8 +229,9 @@ def bf16_run(tmp_path_factory, tiny_synthetic):
     return out
 
 
-@pytest.mark.skipif(not NATIVE_BF16, reason="no native bf16 here (no AVX512-BF16 or AMX-BF16 CPU, no GPU): "
-                    "mixed_bfloat16 would only be emulated; `auto` picks float32 on such machines")
+@pytest.mark.skipif(not NATIVE_BF16, reason="no native bf16 here (no AVX512-BF16 or AMX-BF16 CPU, no GPU of "
+                    "compute capability 8.0 or more): "
+                    "mixed_bfloat16 would only be emulated; `auto` picks mixed_float16 or float32 there")
 def test_a_bf16_run_saves_a_model_that_loads_in_safe_mode_with_a_float32_softmax(bf16_run, tiny_synthetic):
     # Breaks if the output layer lost dtype="float32" (bf16 probabilities: rows that do not sum to 1 within 1e-5),
     # if the run did not train in bf16 at all, or if the policy leaked out of train into later code.

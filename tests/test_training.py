@@ -222,10 +222,19 @@ def test_unknown_protocol_is_rejected_before_anything_is_written(tiny_synthetic,
     assert not (tmp_path / "run").exists()
 
 
-def test_failed_training_leaves_the_float32_policy(tiny_synthetic, tmp_path):
+@pytest.fixture
+def callers_policy():
+    """The caller (a notebook, say) works under mixed_bfloat16; put back to float32 after the test."""
+    keras.mixed_precision.set_global_policy("mixed_bfloat16")
+    yield "mixed_bfloat16"
+    keras.mixed_precision.set_global_policy("float32")
+
+
+def test_failed_training_gives_the_caller_its_own_policy_back(tiny_synthetic, tmp_path, callers_policy):
+    # Breaks if train reset the global policy to float32 (or left its own) instead of restoring the caller's.
     with pytest.raises(ValueError, match="unknown model"):
-        train("nope", tiny_synthetic, tmp_path / "run", precision="mixed_bfloat16")
-    assert keras.mixed_precision.global_policy().name == "float32"
+        train("nope", tiny_synthetic, tmp_path / "run", precision="float32")
+    assert keras.mixed_precision.global_policy().name == callers_policy
 
 
 # --- the training input -------------------------------------------------------------------------------
@@ -271,27 +280,75 @@ def test_training_inputs_are_the_arrays_on_other_backends(monkeypatch):
 # --- precision -----------------------------------------------------------------------------------------
 
 
-def test_auto_precision_is_one_of_the_two_policies():
-    assert resolve_precision("auto") in ("float32", "mixed_bfloat16")
+def test_auto_precision_is_one_of_the_three_policies():
+    assert resolve_precision("auto") in ("float32", "mixed_bfloat16", "mixed_float16")
 
 
-@pytest.mark.parametrize("device, bf16, expected", [
-    ("gpu", False, "mixed_bfloat16"),
-    ("cpu", True, "mixed_bfloat16"),
-    ("cpu", False, "float32"),
+@pytest.mark.parametrize("device, capability, bf16, expected", [
+    ("gpu", (9, 0), False, "mixed_bfloat16"),  # H100
+    ("gpu", (8, 0), False, "mixed_bfloat16"),  # A100
+    ("gpu", (7, 5), True, "mixed_float16"),  # T4: no bf16 on the GPU, whatever the CPU has
+    ("gpu", (7, 0), False, "mixed_float16"),  # V100
+    ("gpu", (6, 0), False, "mixed_float16"),  # P100
+    ("gpu", (6, 1), False, "float32"),  # GTX 1080: float16 at 1/64 rate
+    ("gpu", None, False, "float32"),  # a GPU whose capability the backend does not report
+    ("cpu", None, True, "mixed_bfloat16"),
+    ("cpu", None, False, "float32"),
 ])
-def test_auto_precision_uses_bfloat16_only_where_the_hardware_has_it(monkeypatch, device, bf16, expected):
+def test_auto_precision_uses_the_half_precision_the_hardware_computes_natively(monkeypatch, device, capability,
+                                                                               bf16, expected):
     monkeypatch.setattr(training, "accelerator", lambda: device)
+    monkeypatch.setattr(training, "gpu_compute_capability", lambda: capability, raising=False)
     monkeypatch.setattr(training, "cpu_has_bf16", lambda: bf16)
     assert resolve_precision("auto") == expected
 
 
-@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16"])
+@pytest.mark.parametrize("reported, expected", [((8, 6), (8, 6)), ("8.0", (8, 0)), ("7.5", (7, 5)),
+                                                ("gfx90a", None), (None, None)])
+def test_compute_capability_is_read_from_each_backends_form(reported, expected):
+    # TensorFlow and torch report a tuple, JAX a string; an AMD GPU's architecture name is no capability.
+    assert training._capability(reported) == expected
+
+
+def test_mixed_float16_compiles_with_loss_scaling(callers_policy):
+    # float16 gradients underflow without it; Keras 3's compile wraps the optimizer under a mixed_float16 policy.
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    model = training.compiled_model("se", filters=(4, 8, 8), dense_units=8)
+    assert isinstance(model.optimizer, keras.optimizers.LossScaleOptimizer)
+
+
+@pytest.mark.parametrize("precision", ["float32", "mixed_bfloat16", "mixed_float16"])
 def test_explicit_precision_is_kept(precision):
     assert resolve_precision(precision) == precision
 
 
-@pytest.mark.parametrize("precision", ["float16", "mixed_float16", "bf16", ""])
+@pytest.mark.parametrize("precision", ["float16", "bfloat16", "bf16", ""])
 def test_unknown_precision_is_rejected(precision):
     with pytest.raises(ValueError, match="unknown precision"):
         resolve_precision(precision)
+
+
+@pytest.fixture
+def bf16_model_file(tmp_path, callers_policy):
+    from fer_utils.models import build_model
+
+    build_model("se", filters=(4, 8, 8), dense_units=8).save(tmp_path / "model.keras")  # built under mixed_bfloat16
+    keras.mixed_precision.set_global_policy("float32")
+    return tmp_path / "model.keras"
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_predict_loads_a_bf16_model_in_float32_where_bf16_is_not_native(bf16_model_file, monkeypatch, native):
+    # Breaks if predict ran a published mixed_bfloat16 model in emulated bf16 on a CPU without AVX512-BF16 (slow),
+    # or threw native bf16 away where the hardware has it.
+    from fer_utils import explain, faces
+
+    monkeypatch.setattr(training, "accelerator", lambda: "cpu")
+    monkeypatch.setattr(training, "cpu_has_bf16", lambda: native)
+    model = faces.load_fer_model(bf16_model_file, calibrated=False)
+    policies = {layer.dtype_policy.name for layer in model.layers[1:-1]}
+    assert policies == ({"mixed_bfloat16"} if native else {"float32"})
+    if not native:
+        x = np.random.default_rng(0).integers(0, 256, (4, 48, 48, 1)).astype(np.uint8)
+        expected = explain.load_float32(bf16_model_file).predict(x, verbose=0)
+        np.testing.assert_allclose(model.predict(x, verbose=0), expected, rtol=1e-6, atol=1e-7)
