@@ -1,12 +1,13 @@
 # Two commands on a fresh machine (each creates .venv and installs the project when it is missing):
-#   make run    the main job: the notebook sequence via papermill (PROFILE=smoke|quick|paper|literal, DATA=path,
+#   make run    the main job: the notebook sequence via papermill; with FER2013 found, the course on it with the
+#               published models (nothing trained), else the smoke run on synthetic faces (PROFILE=NAME, DATA=path,
 #               OUT=dir, REUSE=reports to reuse the published models instead of training, PARAMS="-p NAME VALUE ..."
 #               to set notebook parameters, e.g. PARAMS="-p seed 1 -p filters 64,128,256"; an unknown NAME stops it)
 #   make test   the test suite (what CI runs)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-PROFILE ?= smoke
+PROFILE ?=
 DATA ?=
 OUT ?=
 REUSE ?=
@@ -23,7 +24,7 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: setup
-	$(PY) -m fer_utils run --profile $(PROFILE) $(if $(DATA),--data $(DATA)) $(if $(OUT),--out $(OUT)) $(if $(REUSE),--reuse $(REUSE)) $(PARAMS)
+	$(PY) -m fer_utils run $(if $(PROFILE),--profile $(PROFILE)) $(if $(DATA),--data $(DATA)) $(if $(OUT),--out $(OUT)) $(if $(REUSE),--reuse $(REUSE)) $(PARAMS)
 
 test: setup
 	$(PY) -m pytest

@@ -209,7 +209,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     Any other ValueError from the pipeline is a bug, not the user's: it shows its traceback.
     """
     from .data import SYNTHETIC, DataError
-    from .pipeline import notebook_parameters, run_pipeline, unknown_parameters
+    from .pipeline import default_run, notebook_parameters, run_pipeline, unknown_parameters
 
     extra = dict(args.param or [])
     unknown = unknown_parameters(extra)
@@ -221,8 +221,15 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise DataError([f"{args.data}: path does not exist (--data)"])
     if args.reuse and not Path(args.reuse).is_dir():
         raise FileNotFoundError(2, "no such folder of finished runs (--reuse)", args.reuse)
-    return run_pipeline(profile=args.profile, data=args.data, out=args.out, extra=extra, kernel=args.kernel,
-                        reuse=args.reuse)
+    profile, reuse = args.profile, args.reuse
+    if profile is None:
+        profile, published = default_run(args.data)
+        if published is not None:
+            reuse = reuse or str(published)
+            print(f"FER2013 found: the course on the real data with the published models ({published}, profile "
+                  f"{profile}; notebooks 02 and 04 reuse them, nothing is trained). `--profile smoke` runs the small "
+                  "smoke run instead.", flush=True)
+    return run_pipeline(profile=profile, data=args.data, out=args.out, extra=extra, kernel=args.kernel, reuse=reuse)
 
 
 def cmd_publish(args: argparse.Namespace) -> int:
@@ -362,7 +369,9 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
     cal.set_defaults(func=cmd_calibrate)
 
     run = sub.add_parser("run", help="run the notebook sequence with papermill")
-    run.add_argument("--profile", choices=sorted(PROFILES), default="smoke")
+    run.add_argument("--profile", choices=sorted(PROFILES), default=None,
+                     help="the notebooks' parameters (config.PROFILES); default: with FER2013 found, the published "
+                     "models on it (paper, reusing reports/), else smoke on the synthetic set")
     run.add_argument("--data", default=None, help="as for train; 'synthetic' forces the synthetic stand-in")
     run.add_argument("--out", default=None, help="run folder (default runs/<profile>)")
     run.add_argument("-p", "--param", nargs=2, action="append", metavar=("NAME", "VALUE"),
@@ -407,7 +416,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         The parsed arguments, with `argv` kept (for the command to record).
     """
     args = build_parser().parse_args(argv)
-    if getattr(args, "profile", None):
+    if args.command == "train" and args.profile:
         args = build_parser(profile_train_options(args.profile)).parse_args(argv)
     args.argv = argv
     return args

@@ -257,6 +257,29 @@ def published_profile(folder: str | Path) -> str | None:
     return None
 
 
+PUBLISHED_DIR = NOTEBOOK_DIR.parent / "reports"
+"""The published paper models (run folders baseline/ and se/), which `run` without --profile explores on FER2013."""
+
+
+def default_run(data: str | None) -> tuple[str, Path | None]:
+    """What `run` does when no profile is named: on FER2013 (given or found), the course with the published models
+    (the profile whose `--reuse` reuses PUBLISHED_DIR: real results in minutes, nothing trained); otherwise the smoke
+    run on the synthetic stand-in.
+
+    Args:
+        data: `run`'s --data (None: $FER2013_PATH, then data/; "synthetic" forces the stand-in).
+
+    Returns:
+        (profile, the folder of published runs to reuse, or None for the smoke run).
+    """
+    if resolve_data_path(data) is not None and all((PUBLISHED_DIR / kind / "run_info.json").is_file()
+                                                   for kind in MODELS):
+        profile = published_profile(PUBLISHED_DIR)
+        if profile is not None:
+            return profile, PUBLISHED_DIR
+    return "smoke", None
+
+
 def _command(run_info: dict) -> str:
     """The command that trained a run, as `python -m fer_utils ...` where it was the CLI."""
     command = run_info.get("command", "")

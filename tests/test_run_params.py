@@ -82,3 +82,24 @@ def test_make_run_passes_params_through_to_the_cli():
 
 def test_make_run_without_params_passes_none():
     assert " -p " not in _make_n("PROFILE=smoke")
+
+
+def test_make_run_without_a_profile_lets_the_cli_choose():
+    assert " --profile" not in _make_n()
+
+
+def test_run_without_a_profile_explores_the_published_models_when_fer2013_is_found(fer_files, monkeypatch, capsys):
+    calls = []
+    monkeypatch.setattr(pipeline, "run_pipeline", lambda **kwargs: calls.append(kwargs) or 0)
+    assert cli.main(["run", "--data", str(fer_files.zip)]) == 0
+    assert calls[0]["profile"] == pipeline.published_profile(pipeline.PUBLISHED_DIR) == "paper"
+    assert calls[0]["reuse"] == str(pipeline.PUBLISHED_DIR)
+    assert capsys.readouterr().out.startswith("FER2013 found: the course on the real data with the published models")
+
+
+def test_run_without_a_profile_and_without_fer2013_is_the_smoke_run(monkeypatch):
+    calls = []
+    monkeypatch.setattr(pipeline, "run_pipeline", lambda **kwargs: calls.append(kwargs) or 0)
+    monkeypatch.delenv("FER2013_PATH", raising=False)
+    assert cli.main(["run", "--data", "synthetic"]) == 0
+    assert calls[0]["profile"] == "smoke" and calls[0]["reuse"] is None
