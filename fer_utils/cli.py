@@ -16,8 +16,9 @@ import sys
 import tempfile
 from pathlib import Path
 
-from .config import DENSE_UNITS, FILTERS, MAX_EPOCHS, PRECISIONS, PROTOCOLS, SCHEDULES, SPLITS
-from .config import AUGMENTATIONS, FACE_MARGIN, LABEL_SMOOTHING, PUBLISHED_MODEL, WEIGHT_DECAY
+from .config import DENSE_DROPOUT, DENSE_UNITS, FILTERS, MAX_EPOCHS, MODELS, PRECISION, PRECISIONS, PROTOCOL, PROTOCOLS
+from .config import AUGMENTATIONS, FACE_MARGIN, LABEL_SMOOTHING, PUBLISHED_MODEL, SCHEDULE, SCHEDULES, SPLITS
+from .config import WEIGHT_DECAY
 
 
 def _add_data_args(p: argparse.ArgumentParser) -> None:
@@ -314,21 +315,21 @@ def build_parser(train_defaults: dict | None = None) -> argparse.ArgumentParser:
     check.set_defaults(func=cmd_data_check)
 
     tr = sub.add_parser("train", help="train a model and write a run folder")
-    tr.add_argument("--model", choices=("baseline", "se"), required=True)
+    tr.add_argument("--model", choices=tuple(MODELS), required=True)
     tr.add_argument("--profile", choices=sorted(PROFILES), default=None,
                     help="train with a `run` profile's settings, e.g. paper or robust (options given too win)")
     _add_data_args(tr)
     tr.add_argument("--epochs", type=int, default=MAX_EPOCHS)
     tr.add_argument("--out", default=None, help="run folder (default runs/<model>)")
-    tr.add_argument("--protocol", choices=sorted(PROTOCOLS), default="clean",
+    tr.add_argument("--protocol", choices=sorted(PROTOCOLS), default=PROTOCOL,
                     help="validate on PublicTest (clean) or on all 7,178 test images (paper)")
-    tr.add_argument("--precision", choices=PRECISIONS, default="auto",
+    tr.add_argument("--precision", choices=PRECISIONS, default=PRECISION,
                     help="auto: bf16 where the CPU or GPU computes it natively, float16 on GPUs with fast float16 only "
                     "(T4, V100, P100), else float32")
-    tr.add_argument("--schedule", choices=SCHEDULES, default="plateau",
+    tr.add_argument("--schedule", choices=SCHEDULES, default=SCHEDULE,
                     help="plateau: the paper's ReduceLROnPlateau; cosine: warm-up then cosine decay over --epochs")
-    tr.add_argument("--dense-dropout", type=float, default=0.5, metavar="RATE",
-                    help="dropout after the dense layer (default 0.5; 0 turns it off)")
+    tr.add_argument("--dense-dropout", type=float, default=DENSE_DROPOUT, metavar="RATE",
+                    help=f"dropout after the dense layer (default {DENSE_DROPOUT:g}; 0 turns it off)")
     tr.add_argument("--flip", action=argparse.BooleanOptionalAction, default=False,
                     help="add random horizontal flips (beyond the paper's shifts)")
     tr.add_argument("--batch-norm", action=argparse.BooleanOptionalAction, default=False,

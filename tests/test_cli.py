@@ -10,7 +10,7 @@ import pytest
 from conftest import expected_counts, zip_folder
 
 from fer_utils.cli import main
-from fer_utils.config import PROFILES
+from fer_utils.config import MODELS, PROFILES
 
 
 def test_data_check_json_reports_source_counts_and_no_problems(fer_files, capsys):
@@ -139,3 +139,17 @@ def test_every_profile_can_be_trained_by_the_train_command(profile):
     settings = {k: v for k, v in PROFILES[profile].items() if k != "per_class"}
     assert training_params("se", **{k: getattr(args, k) for k in settings}) == training_params("se", **settings)
     assert args.subset == PROFILES[profile]["per_class"]
+
+
+@pytest.mark.parametrize("model", sorted(MODELS))
+def test_train_command_defaults_are_train_and_the_model_builders_defaults(model):
+    # One source of truth: `python -m fer_utils train` with no option trains what train() does with none.
+    from fer_utils.cli import parse_args
+    from fer_utils.training import training_params
+
+    args = parse_args(["train", "--model", model])
+    defaults = training_params(model)
+    shared = {name for name in defaults if hasattr(args, name)}
+    assert {"epochs", "protocol", "precision", "schedule", "dense_dropout", "filters", "dense_units", "flip",
+            "batch_norm", "augment", "label_smoothing", "weight_decay", "seed"} <= shared
+    assert {name: getattr(args, name) for name in shared} == {name: defaults[name] for name in shared}
