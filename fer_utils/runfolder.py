@@ -157,8 +157,20 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 
 
 def write_json(path: str | os.PathLike, obj: dict) -> None:
-    """Write `obj` as indented JSON to `path` atomically."""
-    write_text(path, json.dumps(obj, indent=2) + "\n")
+    """Write `obj` as indented JSON to `path` atomically; NaN and infinities (the loss of an empty split) become
+    null, as JSON has no such numbers (Python would write a bare NaN, which strict parsers reject)."""
+    write_text(path, json.dumps(_finite(obj), indent=2, allow_nan=False) + "\n")
+
+
+def _finite(obj):
+    """`obj` with every float that is NaN or infinite, at any depth of its dicts, lists and tuples, replaced by None."""
+    if isinstance(obj, float):
+        return obj if np.isfinite(obj) else None
+    if isinstance(obj, dict):
+        return {key: _finite(value) for key, value in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite(value) for value in obj]
+    return obj
 
 
 def write_csv(path: str | os.PathLike, frame: pd.DataFrame) -> None:

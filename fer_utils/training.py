@@ -145,17 +145,24 @@ class EpochLog(keras.callbacks.Callback):
     """Adds the epoch's wall seconds, its training steps' seconds and the learning rate to the logs (history.csv).
 
     `epoch_seconds` is the whole epoch: training steps, validation and the other callbacks' work. `train_seconds` is
-    the training steps alone, from the epoch's start to the end of its last training batch. (A callback with a batch
-    hook makes Keras hand it each step's results as numbers, so that end is the step's, even on a GPU.)
+    the training steps alone, from the epoch's start to the end of its last training step, marked when validation
+    begins (else at the epoch's end), once that step's weights can be read (on a GPU, once it has run). It has no
+    batch hook: one would make Keras wait for every step's results (no asynchronous dispatch on JAX and torch).
     """
 
     def on_epoch_begin(self, epoch, logs=None):
-        self._start = self._steps_done = time.perf_counter()
+        self._start, self._steps_done = time.perf_counter(), None
 
-    def on_train_batch_end(self, batch, logs=None):
-        self._steps_done = time.perf_counter()
+    def on_test_begin(self, logs=None):
+        self._mark_steps_done()
+
+    def _mark_steps_done(self) -> None:
+        if self._steps_done is None:
+            keras.ops.convert_to_numpy(self.model.trainable_variables[0])  # waits for the last step's update
+            self._steps_done = time.perf_counter()
 
     def on_epoch_end(self, epoch, logs=None):
+        self._mark_steps_done()  # a fit without validation
         logs["epoch_seconds"] = time.perf_counter() - self._start
         logs["train_seconds"] = self._steps_done - self._start
         logs["learning_rate"] = float(keras.ops.convert_to_numpy(self.model.optimizer.learning_rate))
@@ -211,8 +218,11 @@ class SafeCSVLogger(keras.callbacks.Callback):
 class SafeModelCheckpoint(keras.callbacks.ModelCheckpoint):
     """keras.callbacks.ModelCheckpoint that saves to a temporary file (this process's) and renames it over `filepath`.
 
-    A process killed while Keras writes the zip would otherwise leave a model.keras that does not load.
+    A process killed while Keras writes the zip would otherwise leave a model.keras that does not load. It saves
+    per epoch: its batch hook (Keras') does nothing, so it leaves Keras free to dispatch batches asynchronously.
     """
+
+    async_safe = True
 
     def __init__(self, filepath: str | os.PathLike, **kwargs):
         self.final_path = Path(filepath)
@@ -233,7 +243,11 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
     `settings`, when set (`train` sets the run's `run_settings`), are written into it too and go wherever it goes.
     Place it after the history and checkpoint callbacks. It is kept when fit ends (marked finished) and removed by
     `train` once the run folder is complete, so a run killed while writing its results resumes without retraining.
+    It saves per epoch: its batch hook (Keras') does nothing, so it leaves Keras free to dispatch batches
+    asynchronously.
     """
+
+    async_safe = True
 
     def __init__(self, backup_dir: str | os.PathLike, settings: dict | None = None):
         super().__init__(str(backup_dir), save_freq="epoch", delete_checkpoint=False)
@@ -260,7 +274,7 @@ class SafeBackupAndRestore(keras.callbacks.BackupAndRestore):
 
 
 class TrainingInterrupted(KeyboardInterrupt):
-    """Raised out of `fit` after Ctrl-C (SIGINT) or SIGTERM, at the first batch end after the signal."""
+    """Raised out of `fit` after Ctrl-C (SIGINT) or SIGTERM, before anything of an unfinished epoch is written."""
 
 
 class ResumeCounters(keras.callbacks.Callback):
@@ -311,9 +325,13 @@ class _StandInModel:
 class StopOnSignal(keras.callbacks.Callback):
     """Turns SIGINT and SIGTERM into a clean stop at a safe point.
 
-    While `fit` runs, a signal only raises a flag, so a file being written is finished; at the next batch end
-    `TrainingInterrupted` leaves `fit`, and the run folder keeps its last complete epoch (the backup). A signal the
-    platform lacks, or does not let Python handle, keeps its default action (the backup still holds the last epoch).
+    While `fit` runs, a signal only raises a flag and sets the model's `stop_training`, so a file being written is
+    finished and Keras ends the epoch's training steps after the current one. `TrainingInterrupted` then leaves
+    `fit` when validation begins (before the unfinished epoch is validated or written), or at the epoch's end when
+    the signal came after its steps (once the callbacks before this one have written it: place it last), and the
+    run folder keeps its last complete epoch (the backup). No batch hook, which would keep Keras from dispatching
+    batches asynchronously. A signal the platform lacks, or does not let Python handle, keeps its default action
+    (the backup still holds the last epoch).
     """
 
     SIGNALS = ("SIGINT", "SIGTERM")
@@ -334,6 +352,8 @@ class StopOnSignal(keras.callbacks.Callback):
 
     def _raise_flag(self, signum, frame):
         self.received = signal.Signals(signum).name
+        if self._model is not None:  # not `self.model`, which on JAX syncs the model's state
+            self._model.stop_training = True
 
     def restore(self) -> None:
         """Give the signals back to their previous handlers (None: one not set from Python, left as it is)."""
@@ -343,11 +363,11 @@ class StopOnSignal(keras.callbacks.Callback):
                     signal.signal(sig, handler)
         self._previous = {}
 
-    def on_train_batch_end(self, batch, logs=None):
+    def _stop_if_signalled(self, *args, **kwargs):
         if self.received:
             raise TrainingInterrupted(self.received)
 
-    on_epoch_begin = on_train_batch_end
+    on_epoch_begin = on_test_begin = on_epoch_end = _stop_if_signalled
 
     def on_train_end(self, logs=None):
         self.restore()

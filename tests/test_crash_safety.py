@@ -49,6 +49,18 @@ def test_an_atomic_write_replaces_the_file_whole(tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["run_info.json"]
 
 
+def _no_constants(name: str):
+    raise ValueError(f"{name} is not JSON")
+
+
+def test_json_files_are_strict_json_with_null_for_nan_and_infinity(tmp_path):
+    # An empty split has a NaN loss; Python's json writes a bare NaN, which strict parsers (JavaScript, jq) reject.
+    runfolder.write_json(tmp_path / "metrics.json", {"val_loss": float("nan"), "test": {"n": 0, "loss": [float("inf")]},
+                                                     "accuracy": 0.5})
+    back = json.loads((tmp_path / "metrics.json").read_text(), parse_constant=_no_constants)
+    assert back == {"val_loss": None, "test": {"n": 0, "loss": [None]}, "accuracy": 0.5}
+
+
 # --- an interrupted run, made in-process: SIGINT to ourselves after epoch 2 -----------------------------
 
 
@@ -99,6 +111,33 @@ def test_ctrl_c_stops_after_a_complete_epoch_and_says_how_to_resume(interrupted)
     assert json.loads((out / BACKUP / "training_metadata.json").read_text())["epoch"] == 2
     assert len(pd.read_csv(out / HISTORY)) == 2
     assert signal.getsignal(signal.SIGINT) is before  # handlers given back
+
+
+class _SignalInEpoch(keras.callbacks.Callback):
+    """SIGINT to this process after the first training step of epoch `epoch` (1-based)."""
+
+    def __init__(self, epoch: int):
+        super().__init__()
+        self.epoch, self.current = epoch, 0
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self.current = epoch + 1
+
+    def on_train_batch_end(self, batch, logs=None):
+        if self.current == self.epoch and batch == 0:
+            os.kill(os.getpid(), signal.SIGINT)
+
+
+@pytest.mark.slow
+def test_ctrl_c_in_the_middle_of_an_epoch_writes_nothing_of_it(tiny_synthetic, tmp_path, monkeypatch):
+    # StopOnSignal has no batch hook: the signal ends the epoch's steps (stop_training), and the stop comes before
+    # validation. Breaks if the unfinished epoch were validated and written as if complete (a history row, a backup).
+    real = training.paper_callbacks
+    monkeypatch.setattr(training, "paper_callbacks", lambda *a, **k: [*real(*a, **k), _SignalInEpoch(2)])
+    with pytest.raises(TrainingInterrupted, match="SIGINT"):
+        train("se", tiny_synthetic, tmp_path, **{**TINY, "batch_size": 8})
+    assert json.loads((tmp_path / BACKUP / "training_metadata.json").read_text())["epoch"] == 1
+    assert len(pd.read_csv(tmp_path / HISTORY)) == 1
 
 
 @pytest.mark.slow

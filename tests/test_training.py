@@ -190,6 +190,23 @@ def test_without_reduce_lr_the_list_has_no_plateau_callback(tmp_path):
     assert keras.callbacks.ReduceLROnPlateau not in kinds and kinds[-1] is training.SafeBackupAndRestore
 
 
+def test_the_training_callbacks_leave_keras_free_to_dispatch_batches_asynchronously(tiny_synthetic, tmp_path,
+                                                                                      monkeypatch):
+    # Keras 3 dispatches batch callbacks asynchronously (the device runs ahead) only when no callback has a batch
+    # hook; one hook makes every step wait for its results. TensorFlow never does (not thread-safe); JAX and torch
+    # do, as simulated here. Breaks if EpochLog, StopOnSignal or the checkpoint/backup callbacks hooked batch ends.
+    from keras.src import backend as keras_backend
+    from keras.src.utils.python_utils import is_default
+
+    monkeypatch.setattr(keras_backend, "IS_THREAD_SAFE", True)
+    recipe = training.paper_callbacks(tmp_path)
+    callbacks = [training.TestSplitsLog(tiny_synthetic), *recipe, training.ResumeCounters({}, recipe),
+                 training.StopOnSignal()]
+    hooked = [type(cb).__name__ for cb in callbacks
+              if not getattr(cb, "async_safe", False) and not is_default(cb.on_train_batch_end)]
+    assert keras.callbacks.CallbackList(callbacks)._async_train, f"batch hooks in {hooked}"
+
+
 class _FitCalled(Exception):
     pass
 
