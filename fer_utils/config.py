@@ -29,7 +29,7 @@ SE_RATIO = 16
 # Widths the paper leaves out (benchmarks/README.md, "Width study", says how the defaults were chosen).
 FILTERS: tuple[int, ...] = (32, 64, 128)
 DENSE_UNITS = 256
-PAPER_CONFIG = {"filters": (32, 64, 128), "dense_units": 512, "dense_dropout": 0.0, "batch_norm": True}
+PAPER_CONFIG = {"filters": FILTERS, "dense_units": 512, "dense_dropout": 0.0, "batch_norm": True}
 """Where the paper is silent, the configuration its full recipe is retrained with (the Table 1 issue): the width
 study's best row on PublicTest among those whose full run is affordable on 2 CPU cores (benchmarks/README.md, "Width
 study"). Batch norm is a documented deviation from the paper's text. `bash benchmarks/full_run.sh paper se baseline`
