@@ -101,13 +101,6 @@ def test_make_test_fast_leaves_out_the_slow_tests_and_make_test_runs_them_all():
     assert (REPO / ".ci" / "run").read_text().rstrip().endswith("make test")
 
 
-def test_the_slow_marker_is_registered():
-    import tomllib
-
-    markers = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["pytest"]["ini_options"]["markers"]
-    assert any(m.startswith("slow:") for m in markers)
-
-
 def tiny_model() -> keras.Model:
     inputs = keras.Input((3,))
     model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(inputs))
