@@ -235,10 +235,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_publish(args: argparse.Namespace) -> int:
     """Publish two finished run folders (baseline/, se/) with figures, notebook 05 and README.md."""
-    from .pipeline import publish
+    from .pipeline import notebooks, publish
 
     if not Path(args.runs).is_dir():
         raise FileNotFoundError(2, "no such folder of finished runs", args.runs)
+    notebooks()  # before the slow import: an install without the repository has no notebooks to publish
     import_keras_quietly()  # the models are rewritten here, without their optimizer state
     return publish(args.runs, out=args.out, data=args.data, kernel=args.kernel)
 
@@ -253,15 +254,19 @@ def _positive(text: str) -> int:
 
 def cmd_predict(args: argparse.Namespace) -> int:
     """Find the faces in photos, folders and videos, and predict each one's emotion."""
-    from .faces import InputError, expand_inputs, load_fer_model, predict_paths
+    from .faces import InputError, expand_inputs, load_fer_model, predict_paths, published_model
 
     files, problems = expand_inputs(args.inputs)
     if not files:  # say so before the slow model load
         print("\n".join(problems + ["error: no photo or video to process"]), file=sys.stderr)
         return 1
+    try:  # before the slow import: an install without the repository has no published model
+        model_path = args.model or published_model()
+    except FileNotFoundError as err:
+        raise FileNotFoundError(err.errno, f"{err.strerror}; or name a model: --model PATH", err.filename) from None
     import_keras_quietly()  # TensorFlow's start-up chatter would bury the problems
     try:
-        model = load_fer_model(args.model)
+        model = load_fer_model(model_path)
     except InputError as err:
         print(f"error: {err}", file=sys.stderr)
         return 1

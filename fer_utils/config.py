@@ -3,6 +3,9 @@
 Every other module imports them from here, so a number the paper fixes is written once.
 """
 
+import errno
+from pathlib import Path
+
 CLASSES: tuple[str, ...] = ("angry", "disgust", "fear", "happy", "neutral", "sad", "surprise")
 """The one canonical class order (the Kaggle folder order); labels are indices into it."""
 
@@ -101,6 +104,32 @@ the most accuracy points a robust model may lose to it. The robustness summary o
 worst of these losses (benchmarks/robustness.py)."""
 LABEL_SMOOTHING = 0.0  # the paper's loss has none (the robust study tries 0.1: benchmarks/robust_rows.sh)
 WEIGHT_DECAY = 0.0  # the paper's Adam has none; > 0 switches to AdamW (decoupled weight decay)
+
+# The course repository: its notebooks/, reports/, data/ and benchmarks/ are files of a clone, not of the package.
+REPO_ROOT = Path(__file__).resolve().parent.parent
+"""The repository's root in a clone (`pip install -e .`); after `pip install .`, the site-packages folder instead."""
+NOT_IN_INSTALL = ("not in this install: `pip install .` copies the fer_utils package alone; the notebooks, the "
+                  "published models and the benchmarks come with a clone of the course repository, installed with "
+                  "`pip install -e .` in it")
+
+
+def repo_path(*parts: str | Path) -> Path:
+    """A file or folder of the course repository that must be there, such as notebooks/ or reports/se/model.keras.
+
+    Args:
+        parts: the path below `REPO_ROOT` (an absolute path, such as a module's NOTEBOOK_DIR, is taken as it is).
+
+    Returns:
+        The path, which exists.
+
+    Raises:
+        FileNotFoundError naming the path and saying how to get it (`NOT_IN_INSTALL`): one line in the CLI, exit 2.
+    """
+    path = REPO_ROOT.joinpath(*parts)
+    if not path.exists():
+        raise FileNotFoundError(errno.ENOENT, NOT_IN_INSTALL, str(path))
+    return path
+
 
 # Faces in real photos and videos (fer_utils.faces, `python -m fer_utils predict`, notebook 07).
 PUBLISHED_MODEL = "reports/se/model.keras"

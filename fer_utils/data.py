@@ -21,9 +21,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .config import CLASSES, CSV_LABELS, DATA_ENV_VAR, IMAGE_SIZE, PREFIX_TO_SPLIT, SPLITS, USAGE_TO_SPLIT
+from .config import CLASSES, CSV_LABELS, DATA_ENV_VAR, IMAGE_SIZE, PREFIX_TO_SPLIT, REPO_ROOT, SPLITS, USAGE_TO_SPLIT
 
-REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+REPO_DATA_DIR = REPO_ROOT / "data"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 SYSTEM_FILES = ("thumbs.db", "desktop.ini")
 """Files Windows writes into folders of pictures (compared lower-case); never data."""

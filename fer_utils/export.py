@@ -16,8 +16,10 @@ import json
 import sys
 from pathlib import Path
 
+from .config import REPO_ROOT, repo_path
+
 PACKAGE_DIR = Path(__file__).resolve().parent
-NOTEBOOK_DIR = PACKAGE_DIR.parent / "notebooks"
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 MARK = "#@save"
 TARGETS: tuple[str, ...] = ("models", "training", "augment")
 """The modules that notebook cells are exported into: `#@save models` -> fer_utils/models.py, and so on."""
@@ -110,6 +112,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m fer_utils.export", description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only report differences (exit 1 if any)")
     args = parser.parse_args(argv)
+    try:
+        repo_path(NOTEBOOK_DIR)
+    except FileNotFoundError as err:
+        from .cli import error_line
+
+        print(f"error: {error_line(err)}", file=sys.stderr)
+        return 2
     if args.check:
         diffs = check()
         print("\n".join(diffs) if diffs else "The package holds exactly the notebooks' marked cells.")

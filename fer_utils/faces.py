@@ -22,9 +22,8 @@ import numpy as np
 from PIL import Image, ImageOps, UnidentifiedImageError
 
 from .config import (CLASSES, DETECT_MAX_SIDE, FACE_MARGIN, HAAR_CASCADE, HAAR_MIN_NEIGHBORS, HAAR_SCALE_FACTOR,
-                     IMAGE_SIZE, MIN_FACE, PUBLISHED_MODEL)
+                     IMAGE_SIZE, MIN_FACE, PUBLISHED_MODEL, repo_path)
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 PHOTO_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp")
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv")
 ROW_FIELDS: tuple[str, ...] = ("file", "frame", "time_s", "face", "x", "y", "w", "h", "emotion", "confidence",
@@ -51,8 +50,15 @@ class Box:
 # ---------------------------------------------------------------- reading photos
 
 def published_model() -> Path:
-    """The committed SE-CNN (reports/se/model.keras), whatever the working directory."""
-    return REPO_ROOT / PUBLISHED_MODEL
+    """The committed SE-CNN (reports/se/model.keras), whatever the working directory.
+
+    Returns:
+        Its path in the clone this package is installed from.
+
+    Raises:
+        FileNotFoundError saying so when this install has no repository around it (`config.repo_path`).
+    """
+    return repo_path(PUBLISHED_MODEL)
 
 
 def to_rgb(im: Image.Image) -> np.ndarray:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .config import CLASSES, FERPLUS_ENV_VAR
+from .config import CLASSES, FERPLUS_ENV_VAR, REPO_ROOT
 
 VOTES_FILE = "fer2013new.csv"
 JOIN_FILE = "msambare_to_fer2013_row.csv"
@@ -25,7 +25,7 @@ FERPLUS_TO_CLASS = {"anger": "angry", "disgust": "disgust", "fear": "fear", "hap
                     "neutral": "neutral", "sadness": "sad", "surprise": "surprise"}
 """FER+ emotions that are FER2013 classes; contempt, unknown and NF have none."""
 JOIN_COLUMNS = ("split", "class", "file", "fer2013_row_index")
-SHARED_FERPLUS_DIR = Path(__file__).resolve().parent.parent.parent / "shared" / "data" / "ferplus"
+SHARED_FERPLUS_DIR = REPO_ROOT.parent / "shared" / "data" / "ferplus"
 """The default location: ../shared/data/ferplus next to the repository."""
 NO_MAJORITY = -1
 _CSV_ROW = re.compile(r"#row(\d+)$")  # file ids of data read from fer2013.csv: 'fer2013.csv#row123'

@@ -11,11 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-from .config import DENSE_DROPOUT, DENSE_UNITS, FILTERS, MODELS, PAPER_TABLE1, PROFILES, SYNTHETIC_SMOKE
+from .config import DENSE_DROPOUT, DENSE_UNITS, FILTERS, MODELS, PAPER_TABLE1, PROFILES, REPO_ROOT, SYNTHETIC_SMOKE
+from .config import repo_path
 from .data import SYNTHETIC, resolve_data_path, synthetic_banner
 from .runfolder import copy_file, save_without_optimizer, write_text
 
-NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 
 RUN_FILES = ("model.keras", "metrics.json", "history.csv", "run_info.json", "predictions.npz")
 """What a published run folder holds (the training backup/ stays behind)."""
@@ -27,8 +28,9 @@ TRAIN_ACCURACY_MARGIN = 0.03
 
 
 def notebooks() -> list[Path]:
-    """The numbered course notebooks, in order."""
-    found = sorted(NOTEBOOK_DIR.glob("[0-9][0-9]_*.ipynb"))
+    """The numbered course notebooks, in order; a FileNotFoundError saying how to get them where this install has none
+    (`config.repo_path`)."""
+    found = sorted(repo_path(NOTEBOOK_DIR).glob("[0-9][0-9]_*.ipynb"))
     if not found:
         raise FileNotFoundError(f"no notebooks found in {NOTEBOOK_DIR}")
     return found
@@ -257,7 +259,7 @@ def published_profile(folder: str | Path) -> str | None:
     return None
 
 
-PUBLISHED_DIR = NOTEBOOK_DIR.parent / "reports"
+PUBLISHED_DIR = REPO_ROOT / "reports"
 """The published paper models (run folders baseline/ and se/), which `run` without --profile explores on FER2013."""
 
 
@@ -380,7 +382,7 @@ def _earlier_models(out: Path) -> list[str]:
     return [*lines, ""]
 
 
-STUDY_RESULTS = Path(__file__).resolve().parent.parent / "benchmarks" / "results"
+STUDY_RESULTS = REPO_ROOT / "benchmarks" / "results"
 """Where the width study's and the seeds' tables are (benchmarks/study_table.py, benchmarks/seeds_table.py)."""
 
 
@@ -451,6 +453,7 @@ def publish(runs: str | Path, out: str | Path = "reports", data: str | None = No
 
     from .evaluation import markdown_table
 
+    published = [nb for nb in notebooks() if nb.name[:3] in PUBLISHED_NOTEBOOKS]  # before anything is written
     out = Path(out).resolve()
     with tempfile.TemporaryDirectory(prefix="fer_publish_models_") as tmp:
         for kind in MODELS:  # published models carry no optimizer state: they are for prediction and evaluation
@@ -468,11 +471,8 @@ def publish(runs: str | Path, out: str | Path = "reports", data: str | None = No
     common = {"run_dir": "."}  # papermill runs each notebook in `out`
     if data:  # the images, for the analyses (never shown: no gallery, no faces)
         common["data_path"] = data if data == SYNTHETIC else str(Path(data).expanduser().resolve())
-    for notebook in notebooks():
-        own = PUBLISHED_NOTEBOOKS.get(notebook.name[:3])
-        if own is None:
-            continue
-        params = {**common, **own}
+    for notebook in published:
+        params = {**common, **PUBLISHED_NOTEBOOKS[notebook.name[:3]]}
         if "predict_out" in params:  # a folder name, placed in the temporary folder
             params["predict_out"] = str(logs / params["predict_out"])
         if not _execute(notebook, out / notebook.name, params, kernel, log_dir=logs):
