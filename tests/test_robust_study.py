@@ -72,7 +72,10 @@ def test_every_row_parses_as_train_options_and_all_combines_every_single_candida
     reference = rows["se_ref"][1]
     for row, (kind, options) in rows.items():
         changed = {k for k in options if options[k] != reference[k]}
-        if row.startswith("se_") and row not in ("se_ref", "se_all"):
+        if row.startswith("se_") and row not in ("se_ref", "se_all", "se_targets"):
             assert len(changed) == 1, (row, changed)  # one candidate at a time
             name = changed.pop()
             assert options[name] == everything[name] or set(options[name]) <= set(everything[name]), row
+    targets = rows["se_targets"][1]
+    assert targets["flip"] and targets["augment"] == ("photometric", "degrade")  # the groups aimed at the targets
+    assert all(targets[k] == reference[k] for k in reference if k not in ("flip", "augment"))  # no regulariser
