@@ -63,6 +63,7 @@ def test_publish_copies_both_run_folders_without_the_training_backup(published):
         assert sorted(p.name for p in (out / kind).iterdir()) == sorted([*pipeline.RUN_FILES, "calibration.json"])
 
 
+@pytest.mark.slow  # finished_runs trains two models
 def test_publishing_fits_a_new_temperature_in_place_of_a_stale_one(finished_runs, tmp_path):
     from fer_utils.calibration import load_temperature
 
