@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -437,6 +438,22 @@ def calibrate_published(out: Path, data: str | None) -> None:
               "PublicTest)")
 
 
+def scrub_paths(folder: Path, replacements: dict[str, str]) -> None:
+    """Rewrite the executed notebooks in `folder` without this machine's absolute paths (its data folder, temporary
+    folders, the repository's location), each replaced as `replacements` says, longest first.
+
+    Args:
+        folder: a folder of executed notebooks (*.ipynb), rewritten in place.
+        replacements: {absolute path as this machine spells it: what the published notebook says instead}.
+    """
+    pairs = sorted(replacements.items(), key=lambda pair: -len(pair[0]))
+    for notebook in sorted(folder.glob("*.ipynb")):
+        text = notebook.read_text(encoding="utf-8")
+        for old, new in pairs:  # as printed, and as JSON writes it (backslashes doubled on Windows)
+            text = text.replace(json.dumps(old)[1:-1], json.dumps(new)[1:-1]).replace(old, new)
+        write_text(notebook, text)
+
+
 def publish(runs: str | Path, out: str | Path = "reports", data: str | None = None,
             kernel: str | None = None) -> int:
     """Publish two finished runs into `out`: run folders (calibrated: `calibrate_published`), executed notebooks 05-08
@@ -477,6 +494,8 @@ def publish(runs: str | Path, out: str | Path = "reports", data: str | None = No
             params["predict_out"] = str(logs / params["predict_out"])
         if not _execute(notebook, out / notebook.name, params, kernel, log_dir=logs):
             return 1
+    scrub_paths(out, {**({common["data_path"]: data} if common.get("data_path", data) != data else {}),
+                      str(logs): "<temporary folder>", f"{out}{os.sep}": "", str(out): ".", f"{REPO_ROOT}{os.sep}": ""})
     results = out / "results.md"
     body = results.read_text().split("\n", 1)[1].lstrip("\n")  # without its title
     tables, _, figures = body.partition("## Figures\n")

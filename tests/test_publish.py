@@ -136,3 +136,22 @@ def test_run_with_reuse_copies_finished_runs_before_the_notebooks(finished_runs,
     monkeypatch.setattr(pipeline, "NOTEBOOK_DIR", nb_dir)
     status = pipeline.run_pipeline("smoke", data="synthetic", out=str(tmp_path / "run"), reuse=str(finished_runs))
     assert status == 0
+
+
+@pytest.mark.slow
+def test_published_notebooks_name_no_absolute_path_of_the_publishing_machine(published):
+    from fer_utils.config import REPO_ROOT
+
+    _, out = published
+    for notebook in sorted(out.glob("*.ipynb")):
+        text = notebook.read_text(encoding="utf-8")
+        for path in (str(REPO_ROOT), str(out)):
+            assert path not in text, f"{notebook.name} names {path}"
+
+
+def test_scrub_paths_replaces_the_longest_path_first_and_json_escaped_ones(tmp_path):
+    notebook = tmp_path / "05_x.ipynb"
+    notebook.write_text('{"text": "data in /srv/me/data/fer.zip, repo /srv/me, C:\\\\Users\\\\me\\\\tmp\\\\x"}')
+    pipeline.scrub_paths(tmp_path, {"/srv/me": "", "/srv/me/data/fer.zip": "path/to/archive.zip",
+                                    "C:\\Users\\me\\tmp": "<temporary folder>"})
+    assert notebook.read_text() == '{"text": "data in path/to/archive.zip, repo , <temporary folder>\\\\x"}'
