@@ -495,7 +495,8 @@ def publish(runs: str | Path, out: str | Path = "reports", data: str | None = No
         if not _execute(notebook, out / notebook.name, params, kernel, log_dir=logs):
             return 1
     scrub_paths(out, {**({common["data_path"]: data} if common.get("data_path", data) != data else {}),
-                      str(logs): "<temporary folder>", f"{out}{os.sep}": "", str(out): ".", f"{REPO_ROOT}{os.sep}": ""})
+                      str(logs): "<temporary folder>", f"{out}{os.sep}": "", str(out): ".", f"{REPO_ROOT}{os.sep}": "",
+                      f"{REPO_ROOT.parent}{os.sep}": f"..{os.sep}"})  # beside the repository, e.g. ../shared/
     results = out / "results.md"
     body = results.read_text().split("\n", 1)[1].lstrip("\n")  # without its title
     tables, _, figures = body.partition("## Figures\n")
@@ -516,7 +517,8 @@ def publish(runs: str | Path, out: str | Path = "reports", data: str | None = No
              *(["What was tried, and what we learned: [NOTES.md](NOTES.md).", ""] if (out / "NOTES.md").is_file()
                else []),
              "## Training runs", "", *markdown_table(rows.set_index("model"), {}), "",
-             "## Commands", "", f"Train (each run folder's `run_info.json` records its own command; RUNS was {runs}):",
+             "## Commands", "", "Train (each run folder's `run_info.json` records its own command; RUNS stands for the "
+             "folder of finished runs given to `publish`):",
              "", "```", *[_command(infos[kind]).replace(str(runs), "RUNS") for kind in MODELS], "```", "",
              "Re-evaluate a published model (prints the test accuracy of the table above):", "", "```",
              *[f"python -m fer_utils evaluate {out.name}/{kind}/model.keras --split test_all{data_arg}"
