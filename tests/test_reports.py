@@ -142,11 +142,3 @@ def test_readme_calibration_numbers_are_those_of_the_published_calibration_files
     assert sentence in readme
     assert se["fitted_on"] == "PublicTest" and se["judged_on"] == "PrivateTest"  # never tuned on PrivateTest
 
-
-def test_readme_seed_gains_are_those_of_the_seeds_table():
-    # The seeds table (benchmarks/seeds_table.py) is the source; README quotes its mean row, every measure of it.
-    seeds = (REPORTS.parent / "benchmarks" / "results" / "seeds" / "README.md").read_text()
-    mean_row = [line for line in seeds.splitlines() if line.startswith("| mean |")][-1]
-    gains = [cell.strip().lstrip("+") for cell in mean_row.strip("|").split("|") if "±" in cell]
-    readme = " ".join((REPORTS.parent / "README.md").read_text().split())
-    assert len(gains) == 3 and all(gain in readme for gain in gains), gains
