@@ -111,7 +111,9 @@ def test_brightness_and_contrast_stay_within_their_strengths():
     x[:, :, 24:] = 118.0  # a little contrast, mean 123
     out = run(group(("photometric",)), x)
     means = out.reshape(200, -1).mean(axis=1)
-    gamma_span = 255 * (123 / 255) ** (1 / AUGMENT["gamma"]) - 123  # the most gamma can brighten this face
+    brighter = 255 * (123 / 255) ** (1 / AUGMENT["gamma"]) - 123  # the most gamma can brighten this face
+    darker = 123 - 255 * (123 / 255) ** AUGMENT["gamma"]  # and darken it (the larger of the two)
+    gamma_span = max(brighter, darker)
     assert np.abs(means - 123).max() <= AUGMENT["brightness"] + gamma_span + 1
     contrast = out[:, 0, 0, 0] - out[:, 0, 47, 0]
     assert contrast.min() >= 0 and contrast.max() <= 10 * (1 + AUGMENT["contrast"]) * 1.6 + 1
