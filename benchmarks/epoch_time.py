@@ -22,8 +22,9 @@ import keras
 
 from fer_utils.config import BATCH_SIZE, CLASSES, LEARNING_RATE
 from fer_utils.data import describe, load_data
-from fer_utils.training import (array_inputs, compiled_model, learning_rate_schedule, paper_callbacks,
-                                resolve_precision, steps_per_epoch, training_inputs)
+from fer_utils.hardware import resolve_precision
+from fer_utils.training import (array_inputs, compiled_model, learning_rate_schedule, paper_callbacks, steps_per_epoch,
+                                training_inputs)
 
 from train_speed import machine_line  # the script next to this one
 

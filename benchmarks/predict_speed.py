@@ -2,12 +2,12 @@
 
 (1) The detectors compared on the photos that ship in packages (scikit-image's astronaut and cameraman, matplotlib's
     Grace Hopper) and on scikit-image's bundled LFW subset (100 faces, 100 background patches): boxes per photo,
-    milliseconds per photo, faces found (fer_utils.faces.compare_detectors).
+    milliseconds per photo, faces found (fer_utils.face_studies.compare_detectors).
 (2) Detection: photos/s and faces/s of the chosen detector on each sample photo and on a 1280x720 video frame.
 (3) Classification: faces/s of the model on 48x48 crops, one at a time (as `predict` does per photo or frame) and
     in batches of 64.
 (4) End to end: frames/s of `predict` on a 640x480 video (MJPG, written here) with one face per frame.
-(5) With --data: FER2013's framing measured with the same detector (fer_utils.faces.fer_framing), the source of
+(5) With --data: FER2013's framing measured with the same detector (fer_utils.face_studies.fer_framing), the source of
     config.FACE_MARGIN.
 
     python benchmarks/predict_speed.py [--model reports/se/model.keras] [--repeat 20] [--data PATH]
@@ -29,7 +29,7 @@ import cv2
 import numpy as np
 from PIL import Image
 
-from fer_utils import faces
+from fer_utils import face_studies, faces, predict
 from fer_utils.config import FACE_MARGIN, HAAR_CASCADE
 from fer_utils.evaluation import markdown_table
 
@@ -64,10 +64,10 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores; "
           f"OpenCV {cv2.__version__} ({cv2.getNumThreads()} threads); load average at start "
           f"{os.getloadavg()[0]:.1f} (other processes contend for the cores)")
-    photos = {name: np.asarray(Image.open(path).convert("RGB")) for name, path in faces.sample_photos().items()}
+    photos = {name: np.asarray(Image.open(path).convert("RGB")) for name, path in face_studies.sample_photos().items()}
 
     print("\n## (1) Detectors")
-    table = faces.compare_detectors(photos, repeat=5)
+    table = face_studies.compare_detectors(photos, repeat=5)
     print("\n".join(markdown_table(table, {"ms per photo": ".0f"})))
 
     print(f"\n## (2) Detection ({HAAR_CASCADE})")
@@ -80,13 +80,13 @@ def main() -> None:
               f"{n / seconds:.1f} |")
 
     print("\n## (3) Classification")
-    model = faces.load_fer_model(args.model)
-    print(f"model: {os.path.relpath(args.model or faces.published_model())} ({model.count_params():,} parameters)")
+    model = predict.load_fer_model(args.model)
+    print(f"model: {os.path.relpath(args.model or predict.published_model())} ({model.count_params():,} parameters)")
     crop = faces.crop_face(photos["astronaut"], faces.detect_faces(photos["astronaut"])[0], FACE_MARGIN)
     print("| batch | ms per call | faces/s |\n|---:|---:|---:|")
     for batch in (1, 64):
         crops = np.repeat(crop[None], batch, axis=0)
-        seconds = median_seconds(lambda crops=crops: faces.classify(model, crops), args.repeat)
+        seconds = median_seconds(lambda crops=crops: predict.classify(model, crops), args.repeat)
         print(f"| {batch} | {1000 * seconds:.1f} | {batch / seconds:.0f} |")
     seconds = median_seconds(lambda: faces.crop_face(photos["astronaut"], faces.Box(177, 66, 95, 95)), args.repeat)
     print(f"cropping (crop_face): {1000 * seconds:.2f} ms per face")
@@ -102,7 +102,7 @@ def main() -> None:
             writer.write(cv2.cvtColor(np.roll(frame, 2 * i, axis=1), cv2.COLOR_RGB2BGR))  # the face moves
         writer.release()
         for every in (1, 5):
-            summary = faces.predict_paths([video], model, Path(tmp, "out"), every=every, log=io.StringIO())
+            summary = predict.predict_paths([video], model, Path(tmp, "out"), every=every, log=io.StringIO())
             print(f"--every {every}: {summary.frames} of {n_frames} frames analysed, {summary.faces} faces, "
                   f"{summary.seconds:.2f} s: {summary.frames / summary.seconds:.1f} analysed frames/s, "
                   f"{n_frames / summary.seconds:.1f} video frames/s")
@@ -113,7 +113,7 @@ def main() -> None:
         print("\n## (5) FER2013's framing, measured with the same detector")
         data = load_data(args.data, per_class=args.per_class, seed=0)
         x, _ = data.xy("train")
-        framing = faces.fer_framing(x)
+        framing = face_studies.fer_framing(x)
         print(f"{framing['n']} training images: a face found in {framing['found']:.0%}; median box side "
               f"{framing['width_ratio']:.3f} of the image, centre ({framing['centre_x']:.3f}, "
               f"{framing['centre_y']:.3f}); margin per side that reproduces it: {framing['margin']:.3f} "

@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     from train_speed import our_pipeline
 
     from fer_utils.data import load_data
-    from fer_utils.training import environment, resolve_precision
+    from fer_utils.hardware import environment, resolve_precision
 
     data = load_data(args.data, quiet=True)
     x, y = data.xy("train")

@@ -35,7 +35,8 @@ from PIL import Image
 
 from fer_utils.config import BATCH_SIZE, CLASSES, IMAGE_SIZE, SHIFT_RANGE
 from fer_utils.data import describe, load_data, resolve_data_path
-from fer_utils.training import compiled_model, environment, resolve_precision, training_inputs
+from fer_utils.hardware import environment, resolve_precision
+from fer_utils.training import compiled_model, training_inputs
 
 
 def class_folders(data, source: Path | None, tmp: Path) -> Path:

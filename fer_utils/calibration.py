@@ -3,7 +3,7 @@
 A network trained to low training loss is over-confident on new faces. Dividing its log-probabilities by a
 temperature T > 1 before the softmax softens every prediction alike: the predicted class never changes, only how sure
 the model says it is. T is fitted on PublicTest (the split that already chooses the checkpoint), judged on PrivateTest,
-and kept in the run folder as calibration.json, beside model.keras; `predict` (fer_utils.faces.load_fer_model) applies
+and kept in the run folder as calibration.json, beside model.keras; `predict` (fer_utils.predict.load_fer_model) applies
 it whenever it is there.
 """
 
@@ -70,7 +70,7 @@ def calibrate_run(run_dir: str | os.PathLike, data) -> dict:
 
     Args:
         run_dir: a run folder (or a published one) holding model.keras.
-        data: FER2013 (fer_utils.data.FerData) with its val (PublicTest) and test (PrivateTest) splits.
+        data: FER2013 (fer_utils.dataset.FerData) with its val (PublicTest) and test (PrivateTest) splits.
 
     Returns:
         What calibration.json holds: temperature, NLL and ECE before and after on PrivateTest.

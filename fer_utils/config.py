@@ -105,19 +105,35 @@ worst of these losses (benchmarks/robustness.py)."""
 LABEL_SMOOTHING = 0.0  # the paper's loss has none (the robust study tries 0.1: benchmarks/robust_rows.sh)
 WEIGHT_DECAY = 0.0  # the paper's Adam has none; > 0 switches to AdamW (decoupled weight decay)
 
+# Attention beyond the paper's SE block (fer_utils.attention, notebook 09; the attention issue, benchmarks/README.md).
+ATTENTIONS: tuple[str, ...] = ("se", "se_every", "eca", "cbam", "spatial")
+"""What `models.build_cnn(attention=...)` puts into each conv block: se = the paper's SE block before each pooling;
+se_every = an SE block after every convolution (the paper's proposal); eca = efficient channel attention (a 1-D
+convolution across the channels) before each pooling; cbam = CBAM's channel then spatial attention there; spatial =
+CBAM's spatial attention alone. None: no attention (or SE when a reduction ratio is given: the paper's two models)."""
+ECA_GAMMA, ECA_B = 2, 1  # ECA's kernel size for C channels: |(log2 C + b) / gamma|, made odd (Wang et al., 2020)
+SPATIAL_KERNEL = 7  # CBAM's spatial attention: one 7x7 convolution of the channel mean and max maps (Woo et al., 2018)
+
 # The course repository: its notebooks/, reports/, data/ and benchmarks/ are files of a clone, not of the package.
 REPO_ROOT = Path(__file__).resolve().parent.parent
 """The repository's root in a clone (`pip install -e .`); after `pip install .`, the site-packages folder instead."""
 NOT_IN_INSTALL = ("not in this install: `pip install .` copies the fer_utils package alone; the notebooks, the "
                   "published models and the benchmarks come with a clone of the course repository, installed with "
                   "`pip install -e .` in it")
+NOTEBOOK_DIR = REPO_ROOT / "notebooks"
+"""The course notebooks (`NN_name.ipynb`), which `run` executes in order and `export` copies `#@save` cells from."""
+PUBLISHED_DIR = REPO_ROOT / "reports"
+"""The published paper models (run folders baseline/ and se/; the literal recipe's in v1/): `python -m fer_utils
+publish` writes them, `run` without --profile explores them on FER2013, `predict` uses the SE-CNN."""
+ROBUST_DIR = PUBLISHED_DIR / "robust"
+"""The published robust models (run folders baseline/ and/or se/), which notebook 08 measures beside the paper's."""
 
 
 def repo_path(*parts: str | Path) -> Path:
     """A file or folder of the course repository that must be there, such as notebooks/ or reports/se/model.keras.
 
     Args:
-        parts: the path below `REPO_ROOT` (an absolute path, such as a module's NOTEBOOK_DIR, is taken as it is).
+        parts: the path below `REPO_ROOT` (an absolute path, such as PUBLISHED_MODEL, is taken as it is).
 
     Returns:
         The path, which exists.
@@ -131,9 +147,9 @@ def repo_path(*parts: str | Path) -> Path:
     return path
 
 
-# Faces in real photos and videos (fer_utils.faces, `python -m fer_utils predict`, notebook 07).
-PUBLISHED_MODEL = "reports/se/model.keras"
-"""The default model of `predict`: the published SE-CNN, relative to the repository root."""
+# Faces in real photos and videos (fer_utils.media, faces and predict: `python -m fer_utils predict`; notebook 07).
+PUBLISHED_MODEL = PUBLISHED_DIR / "se" / "model.keras"
+"""The default model of `predict`: the published SE-CNN."""
 HAAR_CASCADE = "haarcascade_frontalface_alt2.xml"  # in cv2.data.haarcascades (4.x wheels); benchmarks/README.md
 HAAR_SCALE_FACTOR = 1.1
 HAAR_MIN_NEIGHBORS = 5

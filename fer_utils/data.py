@@ -8,20 +8,20 @@ in folders and archives (.DS_Store and other dotfiles, __MACOSX/, Thumbs.db) is 
 from __future__ import annotations
 
 import csv
-import hashlib
 import io
 import os
 import sys
 import warnings
 import zipfile
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from .config import CLASSES, CSV_LABELS, DATA_ENV_VAR, IMAGE_SIZE, PREFIX_TO_SPLIT, REPO_ROOT, SPLITS, USAGE_TO_SPLIT
+from .dataset import FerData
+from .synthetic import make_synthetic_fer
 
 REPO_DATA_DIR = REPO_ROOT / "data"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -44,54 +44,6 @@ class DataError(ValueError):
         shown = "\n  ".join(problems[:20])
         more = f"\n  ... and {len(problems) - 20} more" if len(problems) > 20 else ""
         super().__init__(f"{len(problems)} problem(s) in the data:\n  {shown}{more}")
-
-
-@dataclass
-class FerData:
-    """Images (N, 48, 48, 1) uint8, labels (N,) indices into CLASSES, and where each came from."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    file_ids: np.ndarray
-    splits: np.ndarray
-    source: str
-    synthetic: bool = False
-
-    def mask(self, split: str) -> np.ndarray:
-        """Boolean mask of a split: train, val, test, or test_all (= val + test)."""
-        if split == "test_all":
-            return np.isin(self.splits, ("val", "test"))
-        if split not in SPLITS:
-            raise ValueError(f"unknown split {split!r}: expected one of {(*SPLITS, 'test_all')}")
-        return self.splits == split
-
-    def xy(self, split: str) -> tuple[np.ndarray, np.ndarray]:
-        """Images and labels of one split."""
-        m = self.mask(split)
-        return self.images[m], self.labels[m]
-
-    def select(self, mask: np.ndarray) -> FerData:
-        """A new FerData holding only the rows where `mask` is true."""
-        return FerData(self.images[mask], self.labels[mask], self.file_ids[mask], self.splits[mask],
-                       self.source, self.synthetic)
-
-    def fingerprint(self) -> str:
-        """SHA-256 (hex) of the images, labels and splits, in order: equal exactly when the same images, labelled and
-        split the same way, come in the same order (whatever the source's path or form)."""
-        digest = hashlib.sha256()
-        for array in (self.images, self.labels, self.splits):
-            array = np.ascontiguousarray(array)
-            digest.update(f"{array.dtype.str}{array.shape}".encode())
-            digest.update(array.tobytes())
-        return digest.hexdigest()
-
-    def counts(self) -> dict[str, dict[str, int]]:
-        """Number of images per split and class (test_all included)."""
-        out = {}
-        for split in (*SPLITS, "test_all"):
-            y = self.labels[self.mask(split)]
-            out[split] = {c: int((y == i).sum()) for i, c in enumerate(CLASSES)}
-        return out
 
 
 def resolve_data_path(path: str | os.PathLike | None = None) -> Path | None:
@@ -122,8 +74,6 @@ def load_data(path: str | os.PathLike | None = None, per_class: int | None = Non
     if resolved is None:
         if not synthetic_fallback:
             raise DataError([no_data_found(path)])
-        from .synthetic import make_synthetic_fer
-
         if not quiet:
             message = synthetic_banner(path)
             warnings.warn(message, stacklevel=2)

@@ -15,7 +15,7 @@ from scipy.stats import binomtest
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support
 
 from .config import CLASSES, PAPER_TABLE1, SPLITS
-from .data import FerData
+from .dataset import FerData
 from .runfolder import write_text
 
 EVAL_BATCH_SIZE = 512
@@ -122,23 +122,26 @@ def paired_accuracy_difference(labels: np.ndarray, pred_a: np.ndarray, pred_b: n
     """Accuracy of B minus accuracy of A on the same images, with a normal and a paired-bootstrap interval.
 
     Per image d = [B right] - [A right]; the difference is mean(d). Normal: mean(d) +- z * sd(d) / sqrt(n).
-    Bootstrap: resample images with replacement (seeded), keeping each image's pair of predictions together.
+    Bootstrap: `scipy.stats.bootstrap`'s percentile interval over `n_boot` resamples of the images (seeded).
+
+    Returns:
+        difference, se, level, normal_low/high, bootstrap_low/high, n, n_boot and the bootstrap `samples`.
     """
-    from scipy.stats import norm
+    from scipy.stats import bootstrap, norm
 
     d = (pred_b == labels).astype(np.int8) - (pred_a == labels).astype(np.int8)
     n = len(d)
     diff = float(d.mean()) if n else 0.0
     se = float(d.std() / np.sqrt(n)) if n else 0.0  # std uses 1/n: se^2 = (b + c - (c - b)^2 / n) / n^2
     z = float(norm.ppf(0.5 + level / 2))
-    rng = np.random.default_rng(seed)
-    samples = np.empty(n_boot)
-    chunk = max(1, 2_000_000 // max(n, 1))  # bound memory: about 2 million indices per draw
-    for start in range(0, n_boot, chunk):
-        stop = min(start + chunk, n_boot)
-        samples[start:stop] = d[rng.integers(0, n, size=(stop - start, n))].mean(1) if n else 0.0
-    tail = (1 - level) / 2
-    low, high = np.quantile(samples, [tail, 1 - tail])
+    if n and d.any():
+        # One per-image difference per image: resampling images keeps each image's pair of predictions together.
+        res = bootstrap((d,), np.mean, n_resamples=n_boot, confidence_level=level, method="percentile",
+                        rng=np.random.default_rng(seed), batch=max(1, 2_000_000 // n))  # about 2M indices a batch
+        low, high, samples = res.confidence_interval.low, res.confidence_interval.high, res.bootstrap_distribution
+    else:  # both models right and wrong on the same images: every resample's difference is 0
+        low = high = 0.0
+        samples = np.zeros(n_boot)
     return {"difference": diff, "se": se, "level": level, "normal_low": diff - z * se, "normal_high": diff + z * se,
             "bootstrap_low": float(low), "bootstrap_high": float(high), "n": int(n), "n_boot": int(n_boot),
             "samples": samples}
@@ -211,19 +214,34 @@ def write_results_md(path: str | Path, table: pd.DataFrame, mcnemar_result: dict
     return path
 
 
-def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> float:
-    """ECE: the gap between confidence and accuracy, averaged over `n_bins` equal-width confidence bins.
+def calibration_bins(probs: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> pd.DataFrame:
+    """Confidence (the predicted class's probability) against accuracy, in `n_bins` equal-width confidence bins.
 
-    Confidence is the predicted class's probability; ECE = sum over bins of (images in bin / n) * |acc - conf|.
+    The one binning that both the ECE and the reliability diagram (`plots.reliability_diagram`) use.
+
+    Args:
+        probs: predicted probabilities (N, classes).
+        labels: true class indices (N,).
+        n_bins: equal-width bins over [0, 1]; bin k holds confidences in [k / n_bins, (k + 1) / n_bins).
+
+    Returns:
+        One row per non-empty bin: mean confidence, accuracy and the share of the N images in it.
     """
     confidence, right = probs.max(1), probs.argmax(1) == labels
-    bins = np.minimum((confidence * n_bins).astype(int), n_bins - 1)
-    ece = 0.0
-    for k in range(n_bins):
-        m = bins == k
-        if m.any():
-            ece += m.mean() * abs(right[m].mean() - confidence[m].mean())
-    return float(ece)
+    frame = pd.DataFrame({"bin": np.minimum((confidence * n_bins).astype(int), n_bins - 1),
+                          "confidence": confidence, "accuracy": right.astype(float)})
+    bins = frame.groupby("bin").agg(confidence=("confidence", "mean"), accuracy=("accuracy", "mean"),
+                                    images=("accuracy", "size"))
+    return bins.assign(share=bins["images"] / len(frame))
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, n_bins: int = 10) -> float:
+    """ECE: the gap between confidence and accuracy, averaged over `calibration_bins` weighted by their images.
+
+    ECE = sum over bins of (images in bin / n) * |accuracy - confidence|.
+    """
+    bins = calibration_bins(probs, labels, n_bins)
+    return float((bins["share"] * (bins["accuracy"] - bins["confidence"]).abs()).sum())
 
 
 def recall_intervals(labels: np.ndarray, predicted: np.ndarray, level: float = 0.95) -> pd.DataFrame:

@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 from .config import CLASSES
-from .data import FerData
+from .dataset import FerData
 
 
 def image_keys(images: np.ndarray) -> list[bytes]:

@@ -2,10 +2,11 @@
 
 As in d2l, a code cell whose first line is `#@save MODULE` is written, without that line, into `fer_utils/MODULE.py`
 between the two marker lines of its notebook: `#@save models` (notebooks 02-04: the model builders and compile),
-`#@save training` (notebook 04: the callbacks list and the `fit` call) and `#@save augment` (notebook 08: the
-training-only augmentation layers). `python -m fer_utils.export` rewrites those
-regions from the notebooks; `python -m fer_utils.export --check` (and tests/test_export.py) fails when a notebook and
-the package differ. Edit such code in the notebook, never in the region, and export.
+`#@save training` (notebook 04: the callbacks list and the `fit` call), `#@save augment` (notebook 08: the
+training-only augmentation layers) and `#@save attention` (notebook 09: ECA, CBAM and spatial attention).
+`python -m fer_utils.export` rewrites those regions from the notebooks; `python -m fer_utils.export --check` (and
+tests/test_export.py) fails when a notebook and the package differ. Edit such code in the notebook, never in the
+region, and export.
 """
 
 from __future__ import annotations
@@ -16,12 +17,11 @@ import json
 import sys
 from pathlib import Path
 
-from .config import REPO_ROOT, repo_path
+from .config import NOTEBOOK_DIR, repo_path
 
 PACKAGE_DIR = Path(__file__).resolve().parent
-NOTEBOOK_DIR = REPO_ROOT / "notebooks"
 MARK = "#@save"
-TARGETS: tuple[str, ...] = ("models", "training", "augment")
+TARGETS: tuple[str, ...] = ("models", "training", "augment", "attention")
 """The modules that notebook cells are exported into: `#@save models` -> fer_utils/models.py, and so on."""
 
 

@@ -1,7 +1,8 @@
 """The paper's two models: the 3-block baseline CNN and the same CNN with SE blocks, and the paper's compile.
 
 The builders are written in the notebooks, where they are explained (02: preprocessing, conv block, CNN, compile;
-03: the SE block; 04: the SE-CNN), and exported here by `python -m fer_utils.export`: edit them there. Written with
+03: the SE block; 04: the SE-CNN), and exported here by `python -m fer_utils.export`: edit them there. `build_cnn`'s
+`attention` option puts the blocks of `fer_utils.attention` (notebook 09) in the same places instead. Written with
 `keras` layers only (no `tf.*`, no Lambda), so they run on any Keras backend and a saved `.keras` file loads with
 `keras.models.load_model` in safe mode.
 """
@@ -11,9 +12,10 @@ from __future__ import annotations
 import keras
 from keras import layers
 
+from .attention import cbam_block, eca_block, spatial_attention
 from .augment import augmentation
 from .config import CLASSES, DENSE_DROPOUT, DENSE_UNITS, FILTERS, IMAGE_SIZE, LEARNING_RATE, SE_RATIO, SHIFT_RANGE
-from .config import LABEL_SMOOTHING, WEIGHT_DECAY
+from .config import ATTENTIONS, LABEL_SMOOTHING, WEIGHT_DECAY
 
 
 # ---- notebooks/02_baseline_cnn.ipynb, cells `#@save models` (edit there; python -m fer_utils.export) ----
@@ -40,20 +42,28 @@ def preprocessing(x, shift: float = SHIFT_RANGE, flip: bool = False, augment: tu
 
 
 def conv_block(x, filters: int, block: int, se_ratio: int | None = None, dropout: float = 0.0,
-               batch_norm: bool = False):
+               batch_norm: bool = False, attention: str | None = None):
     """One block of the paper's CNN: two 3x3 convolutions with ReLU, then 2x2 max-pooling.
 
     Args:
         x: the block's input tensor (N, H, W, C_in).
         filters: output channels of both convolutions.
         block: the block's number, used in layer names (`block1_conv1`, ...).
-        se_ratio: with a reduction ratio, an SE block before the pooling (notebooks 03 and 04); None: none.
+        se_ratio: with a reduction ratio, an SE block before the pooling (notebooks 03 and 04); None: none. With
+            `attention`, the reduction ratio r of its SE or CBAM blocks (None: config.SE_RATIO).
         dropout: dropout rate after the pooling (0: none).
         batch_norm: conv -> batch norm -> ReLU instead of conv with ReLU (not in the paper).
+        attention: an attention block beyond the paper's placement (notebook 09, config.ATTENTIONS): "se" (before
+            the pooling, as se_ratio alone), "se_every" (SE after each convolution, `block1_conv1_se_...`), "eca",
+            "cbam" or "spatial" (`fer_utils.attention`, before the pooling: `block1_eca_...`); None: as se_ratio says.
 
     Returns:
         The block's output tensor (N, H/2, W/2, filters).
     """
+    if attention is not None and attention not in ATTENTIONS:
+        raise ValueError(f"unknown attention {attention!r}: expected None or one of {', '.join(ATTENTIONS)}")
+    attention = attention or ("se" if se_ratio else None)
+    ratio = se_ratio or SE_RATIO
     for i in (1, 2):
         name = f"block{block}_conv{i}"
         if batch_norm:
@@ -63,8 +73,16 @@ def conv_block(x, filters: int, block: int, se_ratio: int | None = None, dropout
         else:
             x = layers.Conv2D(filters, 3, padding="same", activation="relu", kernel_initializer="he_normal",
                               name=name)(x)
-    if se_ratio:
-        x = se_block(x, se_ratio, name=f"block{block}_se")
+        if attention == "se_every":
+            x = se_block(x, ratio, name=f"{name}_se")
+    if attention == "se":
+        x = se_block(x, ratio, name=f"block{block}_se")
+    elif attention == "eca":
+        x = eca_block(x, name=f"block{block}_eca")
+    elif attention == "cbam":
+        x = cbam_block(x, ratio, name=f"block{block}_cbam")
+    elif attention == "spatial":
+        x = spatial_attention(x, name=f"block{block}_spatial")
     x = layers.MaxPooling2D(2, name=f"block{block}_pool")(x)
     if dropout:
         x = layers.Dropout(dropout, name=f"block{block}_dropout")(x)
@@ -74,7 +92,7 @@ def conv_block(x, filters: int, block: int, se_ratio: int | None = None, dropout
 def build_cnn(se_ratio: int | None = None, filters: tuple[int, ...] = FILTERS, dense_units: int = DENSE_UNITS,
               block_dropout: float = 0.0, dense_dropout: float = DENSE_DROPOUT, batch_norm: bool = False,
               shift: float = SHIFT_RANGE, flip: bool = False, augment: tuple[str, ...] = (),
-              preprocess: bool = True, name: str | None = None) -> keras.Model:
+              preprocess: bool = True, attention: str | None = None, name: str | None = None) -> keras.Model:
     """The paper's CNN on raw uint8 48x48x1 faces: preprocessing, conv blocks, flatten, dense, softmax over 7.
 
     Args:
@@ -88,7 +106,9 @@ def build_cnn(se_ratio: int | None = None, filters: tuple[int, ...] = FILTERS, d
         flip: random left-right mirroring in training (not in the paper).
         augment: further training-only augmentations (not in the paper; `preprocessing`, notebook 08).
         preprocess: False leaves out the shift and rescale layers, for inputs prepared outside the model.
-        name: the model's name (default "baseline_cnn" or "se_cnn").
+        attention: another attention block in every conv block (`conv_block`; notebook 09): "se", "se_every", "eca",
+            "cbam" or "spatial", with se_ratio as its reduction ratio r where it has one (None: config.SE_RATIO).
+        name: the model's name (default "baseline_cnn", "se_cnn", or "<attention>_cnn" such as "eca_cnn").
 
     Returns:
         An uncompiled keras.Model from (N, 48, 48, 1) pixels to (N, 7) class probabilities.
@@ -96,14 +116,15 @@ def build_cnn(se_ratio: int | None = None, filters: tuple[int, ...] = FILTERS, d
     inputs = keras.Input((IMAGE_SIZE, IMAGE_SIZE, 1), name="image")
     x = preprocessing(inputs, shift, flip, augment) if preprocess else inputs
     for block, n in enumerate(filters, start=1):
-        x = conv_block(x, n, block, se_ratio, block_dropout, batch_norm)
+        x = conv_block(x, n, block, se_ratio, block_dropout, batch_norm, attention=attention)
     x = layers.Flatten(name="flatten")(x)
     x = layers.Dense(dense_units, activation="relu", kernel_initializer="he_normal", name="dense")(x)
     if dense_dropout:
         x = layers.Dropout(dense_dropout, name="dense_dropout")(x)
     # float32 softmax keeps probabilities exact under a mixed-precision policy.
     outputs = layers.Dense(len(CLASSES), activation="softmax", dtype="float32", name="predictions")(x)
-    return keras.Model(inputs, outputs, name=name or ("se_cnn" if se_ratio else "baseline_cnn"))
+    kind = attention or ("se" if se_ratio else "baseline")
+    return keras.Model(inputs, outputs, name=name or f"{kind}_cnn")
 
 
 def build_baseline_cnn(**kwargs) -> keras.Model:

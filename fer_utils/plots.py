@@ -14,7 +14,7 @@ import seaborn as sns
 from matplotlib.ticker import MaxNLocator
 
 from .config import CLASSES, SPLITS
-from .data import FerData
+from .dataset import FerData
 
 
 def save(fig: plt.Figure, path: str | Path) -> Path:
@@ -117,7 +117,7 @@ def test_accuracy_curves(histories: dict[str, pd.DataFrame]) -> plt.Figure:
 
     The paper's way picks the epoch with the best accuracy on all test images (the test set choosing); the clean
     way keeps the epoch PublicTest chose and reads PrivateTest there. Needs history.csv's `test_all_accuracy` and
-    `private_test_accuracy` columns (logged by `training.TestSplitsLog`).
+    `private_test_accuracy` columns (logged by `callbacks.TestSplitsLog`).
     """
     fig, axes = plt.subplots(1, len(histories), figsize=(6 * len(histories), 4), squeeze=False, sharey=True)
     for ax, (name, history) in zip(axes[0], histories.items()):
@@ -139,18 +139,18 @@ def test_accuracy_curves(histories: dict[str, pd.DataFrame]) -> plt.Figure:
 
 
 def reliability_diagram(probs: dict[str, np.ndarray], labels: np.ndarray, n_bins: int = 10) -> plt.Figure:
-    """Accuracy against confidence (the top class's probability), in `n_bins` equal-width bins, per model.
+    """Accuracy against confidence (the top class's probability), in `n_bins` equal-width bins, per model (the ECE's
+    bins: `evaluation.calibration_bins`).
 
     A calibrated model lies on the diagonal; below it, the model is more confident than it is right.
     """
-    from sklearn.calibration import calibration_curve
+    from .evaluation import calibration_bins
 
     fig, ax = plt.subplots(figsize=(5.5, 5))
     ax.plot([0, 1], [0, 1], color="grey", ls=":", label="perfectly calibrated")
     for name, p in probs.items():
-        right = (p.argmax(1) == labels).astype(int)
-        accuracy, confidence = calibration_curve(right, p.max(1), n_bins=n_bins, strategy="uniform")
-        ax.plot(confidence, accuracy, "o-", label=name)
+        bins = calibration_bins(p, labels, n_bins)
+        ax.plot(bins["confidence"], bins["accuracy"], "o-", label=name)
     ax.set(xlabel="confidence (probability of the predicted class)", ylabel="accuracy in the bin",
            title="Reliability diagram", xlim=(0, 1), ylim=(0, 1))
     ax.legend()

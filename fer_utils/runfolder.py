@@ -3,11 +3,10 @@
 Every file of a run folder is written to a temporary file in the same folder, flushed to disk, then renamed over
 the old one, so a reader (or a resumed run) sees the old file or the new one, never half of one. The training
 backup is one folder that is replaced as a whole (`commit_backup`): weights, epoch, history rows and the best
-checkpoint of the same epoch, so a resumed run restores all of them from one instant. Where the platform lacks a
-step (flushing a folder on Windows, hard links on FAT or exFAT), the step is skipped or done by copying.
-One process at a time trains into a folder (`one_writer`: the operating system's lock on its `.lock` file).
+checkpoint of the same epoch, so a resumed run restores all of them from one instant (`resume_state`). Where the
+platform lacks a step (flushing a folder on Windows, hard links on FAT or exFAT), the step is skipped or done by
+copying. One process at a time writes into a folder: `locking.one_writer`.
 """
-
 from __future__ import annotations
 
 import contextlib
@@ -15,11 +14,9 @@ import json
 import os
 import shlex
 import shutil
-import socket
 import subprocess
 import sys
 import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
@@ -31,11 +28,9 @@ METADATA = "training_metadata.json"
 HISTORY = "history.csv"
 BEST = "best.keras"
 FIT_FINISHED = "fit_finished.json"
-LOCK = ".lock"
-"""The file whose OS lock `one_writer` holds while a process trains into the folder; it names the holder."""
 SETTINGS = "run_settings.json"
 """In backup/: the training settings, the data's fingerprint and the command a run was started with
-(`fer_utils.training.run_settings`), compared with those asked when the run is resumed."""
+(`run_settings.run_settings`), compared with those asked when the run is resumed."""
 _PAUSE_ENV = "FER_UTILS_PAUSE_IN_WRITES"
 """Tests only: seconds to sleep inside every atomic write (between the temporary file and the rename), so that a
 fault-injection test can kill a process in the middle of one."""
@@ -49,41 +44,6 @@ def _pause() -> None:
 
 class RunFolderError(ValueError):
     """A run folder cannot be trained into as asked; the message (one line) names it, says why and the ways out."""
-
-
-class RunFolderBusy(RunFolderError):
-    """Another process is training into the run folder (`one_writer`).
-
-    Attributes:
-        out: the run folder.
-        holder: what the holder wrote into the lock file (pid, host, since, command); {} when unreadable.
-    """
-
-    def __init__(self, out: str | os.PathLike, holder: dict):
-        self.out, self.holder = Path(out), dict(holder)
-        who = (f"pid {holder.get('pid')} on {holder.get('host')}, since {holder.get('since')}" if holder.get("pid")
-               else "a process that has not said which")
-        super().__init__(f"{out} is in use by another training process ({who}): wait for it to end, or train into "
-                         "another run folder (out= / --out)")
-
-
-class ResumeConflict(RunFolderError):
-    """A run folder holds an interrupted run that was started with other settings than those asked now.
-
-    The message is one line: the folder, each setting that differs (recorded vs asked), and the ways out.
-
-    Attributes:
-        out: the run folder.
-        differences: one "name: the run has X, asked for Y" line per setting (or the data) that differs.
-    """
-
-    def __init__(self, out: str | os.PathLike, differences: list[str], command: str | None = None):
-        self.out, self.differences = Path(out), list(differences)
-        started = f" ({command})" if command and not command.startswith("a notebook") else ""
-        super().__init__(
-            f"{out} holds an interrupted run started with other settings: {'; '.join(differences)}. To resume it, run "
-            f"it again with the settings it was started with{started}; to start afresh, pass fresh=True (CLI: "
-            "--fresh), which discards it, or choose another run folder (out= / --out)")
 
 
 def command_line(argv: list[str] | None = None) -> str:
@@ -151,9 +111,9 @@ def replace_file(tmp: Path, path: Path) -> None:
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:
-    """Write `text` to `path` atomically."""
+    """Write `text` to `path` atomically, in UTF-8 whatever the locale (newlines as the platform writes them)."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_json(path: str | os.PathLike, obj: dict) -> None:
@@ -301,115 +261,6 @@ def check_model_file(path: Path) -> str | None:
         return f"{path}: cannot be loaded ({type(err).__name__}: {first[:200]})"
     return None
 
-try:
-    import fcntl
-except ImportError:  # Windows
-    fcntl = None
-try:
-    import msvcrt
-except ImportError:  # POSIX
-    msvcrt = None
-
-_WINDOWS_LOCK_OFFSET = 1 << 20
-"""Windows locks a byte range and then refuses reads of it: the lock is taken on a byte far past the holder's
-details, which stay readable by the process that is refused."""
-
-
-def _try_lock(fd: int) -> bool | None:
-    """Lock the open file `fd` for this process without waiting: True when locked, False when another process holds
-    it, None when the platform or the file system has no locks (some network shares)."""
-    try:
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        elif msvcrt is not None:
-            os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
-            msvcrt.locking(fd, msvcrt.LK_NBLCK, 1)
-        else:
-            return None
-        return True
-    except (BlockingIOError, PermissionError):  # EWOULDBLOCK (flock), EACCES (msvcrt): held elsewhere
-        return False
-    except OSError:  # ENOLCK, EOPNOTSUPP: a file system without locks
-        return None
-
-
-def _unlock(fd: int) -> None:
-    """Release `_try_lock`'s lock (closing the file would too; a crashed process's lock goes with it)."""
-    with contextlib.suppress(OSError):
-        if fcntl is not None:
-            fcntl.flock(fd, fcntl.LOCK_UN)
-        elif msvcrt is not None:
-            os.lseek(fd, _WINDOWS_LOCK_OFFSET, os.SEEK_SET)
-            msvcrt.locking(fd, msvcrt.LK_UNLCK, 1)
-
-
-def _still_at(fd: int, path: Path) -> bool:
-    """Whether the open file `fd` is still the file at `path` (not deleted or replaced since it was opened)."""
-    try:
-        return os.path.samestat(os.fstat(fd), os.stat(path))
-    except OSError:
-        return False
-
-
-def _holder(path: Path) -> dict:
-    """The holder's details written in the lock file `path`, or {} (not yet written, or unreadable)."""
-    try:
-        holder = json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-    return holder if isinstance(holder, dict) else {}
-
-
-@contextlib.contextmanager
-def one_writer(out: str | os.PathLike, log=print):
-    """Hold the run folder `out` for this process while the block runs; refuse at once if another process holds it.
-
-    The lock is the operating system's (flock on POSIX, msvcrt.locking on Windows) on `out`/.lock, so it is released
-    when the block ends, and when the process dies however it dies: a lock file left by a dead process blocks
-    nothing. The holder writes its pid, host, start time and command into the file, for the refusal to name, and
-    deletes the file when the block ends.
-    Where the file system has no locks, a one-line note says the folder is not guarded and the block runs.
-
-    Args:
-        out: the run folder (it must exist).
-        log: where the note goes.
-
-    Yields:
-        Nothing; the folder is held inside the block.
-
-    Raises:
-        RunFolderBusy: another process holds `out` (its message names the folder, the holder's pid and host).
-    """
-    path = Path(out) / LOCK
-    while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        locked = _try_lock(fd)
-        if not locked or _still_at(fd, path):
-            break
-        os.close(fd)  # the last holder deleted the file after it was opened here: lock the one at `path` now
-    try:
-        if locked is False:
-            raise RunFolderBusy(out, _holder(path))
-        if locked is None:
-            log(f"Note: {out} is on a file system without file locks: nothing stops a second process from training "
-                "into it")
-        holder = dict(pid=os.getpid(), host=socket.gethostname(),
-                      since=datetime.now(timezone.utc).isoformat(timespec="seconds"), command=command_line())
-        with contextlib.suppress(OSError):  # the details are for the refusal's message; the lock is what guards
-            os.lseek(fd, 0, os.SEEK_SET)
-            os.ftruncate(fd, 0)
-            os.write(fd, (json.dumps(holder) + "\n").encode())
-        try:
-            yield
-        finally:
-            with contextlib.suppress(OSError):
-                os.ftruncate(fd, 0)  # the holder is gone
-                os.unlink(path)  # while still locked (Windows keeps an open file: it stays, empty)
-            if locked:
-                _unlock(fd)
-    finally:
-        os.close(fd)
-
 
 def remove_folder(folder: Path) -> None:
     """Delete `folder` in one visible step: rename it to a hidden trash name (`.NAME.PID.trash`), then delete that.
@@ -435,7 +286,7 @@ def resume_state(out: Path, log=print, fresh: bool = False) -> int:
     (so both describe the same epochs as the weights). With none, or with `fresh`, the folder's history, checkpoint
     and backups are removed and training starts afresh, which is said when there was something to discard.
     Temporary files and folders of writes that were cut short are deleted first: call it only while holding the
-    folder (`one_writer`), so that they cannot be another process's writes in progress.
+    folder (`locking.one_writer`), so that they cannot be another process's writes in progress.
 
     Args:
         out: the run folder.

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import CLASSES, IMAGE_SIZE, PREFIX_TO_SPLIT, SPLITS
-from .data import FerData
+from .dataset import FerData
 
 # Real FER2013 class counts (train, and the 7,178-image test folder); the synthetic set keeps
 # their proportions so that the imbalance (few "disgust" faces) is there to be seen.

@@ -133,7 +133,7 @@ def test_train_options_given_beside_a_profile_win_over_it():
 @pytest.mark.parametrize("profile", sorted(PROFILES))
 def test_every_profile_can_be_trained_by_the_train_command(profile):
     from fer_utils.cli import parse_args
-    from fer_utils.training import training_params
+    from fer_utils.run_settings import training_params
 
     args = parse_args(["train", "--model", "se", "--profile", profile])
     settings = {k: v for k, v in PROFILES[profile].items() if k != "per_class"}
@@ -145,11 +145,32 @@ def test_every_profile_can_be_trained_by_the_train_command(profile):
 def test_train_command_defaults_are_train_and_the_model_builders_defaults(model):
     # One source of truth: `python -m fer_utils train` with no option trains what train() does with none.
     from fer_utils.cli import parse_args
-    from fer_utils.training import training_params
+    from fer_utils.run_settings import training_params
+
+    from fer_utils.commands import _attention_options
 
     args = parse_args(["train", "--model", model])
     defaults = training_params(model)
-    shared = {name for name in defaults if hasattr(args, name)}
+    shared = {name for name in defaults if hasattr(args, name)} - {"attention", "se_ratio"}
     assert {"epochs", "protocol", "precision", "schedule", "dense_dropout", "filters", "dense_units", "flip",
             "batch_norm", "augment", "label_smoothing", "weight_decay", "seed"} <= shared
     assert {name: getattr(args, name) for name in shared} == {name: defaults[name] for name in shared}
+    assert _attention_options(args) == {}  # no --attention, no --se-ratio: the model builder's own defaults
+
+
+@pytest.mark.parametrize("argv, options", [(["--model", "baseline", "--attention", "eca"], {"attention": "eca"}),
+                                           (["--model", "se", "--se-ratio", "8"], {"se_ratio": 8}),
+                                           (["--model", "se", "--attention", "se_every", "--se-ratio", "4"],
+                                            {"attention": "se_every", "se_ratio": 4})])
+def test_train_passes_attention_and_its_ratio_to_the_model_builder(argv, options):
+    from fer_utils.cli import parse_args
+    from fer_utils.commands import _attention_options
+
+    assert _attention_options(parse_args(["train", *argv])) == options
+
+
+def test_train_refuses_a_reduction_ratio_for_the_baseline_in_one_line(capsys):
+    with pytest.raises(SystemExit) as stop:
+        main(["train", "--model", "baseline", "--se-ratio", "8"])
+    assert stop.value.code == 2
+    assert "--se-ratio 8 needs --model se" in capsys.readouterr().err

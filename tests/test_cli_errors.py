@@ -16,7 +16,7 @@ from pathlib import Path
 import keras
 import pytest
 
-from fer_utils import cli, pipeline, training
+from fer_utils import cli, commands, pipeline, training
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -183,7 +183,7 @@ def test_an_unexpected_error_still_shows_its_traceback(monkeypatch, tmp_path):
     def bug(*args, **kwargs):
         raise KeyError("a bug")
 
-    monkeypatch.setattr(cli, "load_data_once", bug)
+    monkeypatch.setattr(commands, "load_data_once", bug)
     with pytest.raises(KeyError):
         cli.main(["train", "--model", "se", "--out", str(tmp_path)])
 

@@ -19,9 +19,10 @@ import pandas as pd
 import pytest
 
 from fer_utils import runfolder, training
+from fer_utils.callbacks import TrainingInterrupted
 from fer_utils.evaluation import evaluate_split
 from fer_utils.runfolder import BACKUP, HISTORY, WEIGHTS, atomic_path, resume_state
-from fer_utils.training import TrainingInterrupted, train
+from fer_utils.training import train
 
 REPO = Path(__file__).resolve().parent.parent
 

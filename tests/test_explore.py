@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from fer_utils.config import CLASSES
-from fer_utils.data import FerData
+from fer_utils.dataset import FerData
 from fer_utils import explore
 
 ANGRY, DISGUST, FEAR, HAPPY = (CLASSES.index(c) for c in ("angry", "disgust", "fear", "happy"))

@@ -26,7 +26,7 @@ def full_run(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
 
 def test_a_profile_run_trains_with_the_profiles_settings_and_stages_the_run(tmp_path):
     from fer_utils.config import PROFILES
-    from fer_utils.training import training_params
+    from fer_utils.run_settings import training_params
 
     done = full_run(tmp_path, "smoke", "se")
     assert done.returncode == 0, done.stderr + done.stdout

@@ -58,7 +58,7 @@ def test_training_under_the_jax_backend_writes_a_run_folder_that_loads(jax_run):
 def test_evaluate_under_jax_recomputes_the_run_s_test_scores_as_tensorflow_does(jax_run, fer_files):
     from fer_utils.data import load_data
     from fer_utils.evaluation import evaluate_split
-    from fer_utils.faces import load_fer_model
+    from fer_utils.predict import load_fer_model
 
     done = fer_utils_under_jax("evaluate", str(jax_run / "model.keras"), "--data", str(fer_files.zip), "--split",
                                "test")

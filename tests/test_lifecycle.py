@@ -30,10 +30,12 @@ import pytest
 
 from conftest import sigint_after_epoch
 from fer_utils import cli, plots, training
+from fer_utils.callbacks import TrainingInterrupted
 from fer_utils.config import REDUCE_LR_FACTOR, REDUCE_LR_MIN, REDUCE_LR_PATIENCE
 from fer_utils.evaluation import loss_and_accuracy, predict_proba
+from fer_utils.hardware import resolve_precision
 from fer_utils.runfolder import BACKUP, HISTORY, METADATA, WEIGHTS, check_backup
-from fer_utils.training import TrainingInterrupted, train
+from fer_utils.training import train
 
 pytestmark = pytest.mark.slow
 REPO = Path(__file__).resolve().parent.parent
@@ -219,7 +221,7 @@ def test_cosine_training_steps_at_the_scheduled_rate_every_step(tmp_path, tiny_s
 
 # --- bf16 -----------------------------------------------------------------------------------------------------------
 
-NATIVE_BF16 = training.resolve_precision("auto") == "mixed_bfloat16"
+NATIVE_BF16 = resolve_precision("auto") == "mixed_bfloat16"
 
 
 @pytest.fixture(scope="module")

@@ -177,7 +177,7 @@ def notebook_calls(monkeypatch):
 
 
 def test_p_values_reach_every_notebook_coerced(tmp_path, notebook_calls):
-    # The whole path: argparse -> cli.cmd_run -> run_pipeline -> each notebook's parameters (those it declares).
+    # The whole path: argparse -> commands.cmd_run -> run_pipeline -> each notebook's parameters (those it declares).
     status = cli.main(["run", "--data", "synthetic", "--out", str(tmp_path), "-p", "seed", "3",
                        "-p", "per_class", "None", "-p", "filters", "8,16,32", "-p", "dense_dropout", "0.25",
                        "-p", "precision", "float32"])

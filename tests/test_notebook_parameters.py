@@ -17,9 +17,9 @@ import pytest
 from papermill.iorw import load_notebook_node
 from papermill.parameterize import parameterize_notebook
 
-from fer_utils import pipeline
+from fer_utils import pipeline, publish
 from fer_utils.config import PROFILES
-from fer_utils.training import reuse_differences
+from fer_utils.run_settings import reuse_differences
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOKS = pipeline.notebooks()
@@ -96,10 +96,10 @@ def test_the_overrides_above_are_parameters_of_some_notebook():
     assert pipeline.unknown_parameters(OVERRIDES) == []
 
 
-@pytest.mark.parametrize("notebook", [nb for nb in NOTEBOOKS if nb.name[:3] in pipeline.PUBLISHED_NOTEBOOKS],
+@pytest.mark.parametrize("notebook", [nb for nb in NOTEBOOKS if nb.name[:3] in publish.PUBLISHED_NOTEBOOKS],
                          ids=lambda nb: nb.stem[:2])
 def test_publish_parameters_reach_their_notebooks_with_the_types_they_expect(notebook):
-    params = {"run_dir": ".", "data_path": REAL_PATH, **pipeline.PUBLISHED_NOTEBOOKS[notebook.name[:3]]}
+    params = {"run_dir": ".", "data_path": REAL_PATH, **publish.PUBLISHED_NOTEBOOKS[notebook.name[:3]]}
     defaults, received, passed = rendered(notebook, params)
     assert set(passed) == set(params)
     for name in passed:

@@ -11,10 +11,10 @@ NOTEBOOKS = notebooks()
 
 COURSE = ("01_data_exploration.ipynb", "02_baseline_cnn.ipynb", "03_se_block_derivation.ipynb",
           "04_se_cnn_training.ipynb", "05_error_analysis.ipynb", "06_where_the_networks_look.ipynb",
-          "07_try_it_yourself.ipynb", "08_beyond_the_paper.ipynb")
+          "07_try_it_yourself.ipynb", "08_beyond_the_paper.ipynb", "09_attention_compared.ipynb")
 
 
-def test_the_eight_course_notebooks_are_there_in_order():
+def test_the_nine_course_notebooks_are_there_in_order():
     assert tuple(nb.name for nb in NOTEBOOKS) == COURSE
 
 
@@ -104,3 +104,20 @@ def test_notebooks_announce_synthetic_data_once(path):
     source = "\n".join("".join(c["source"]) for c in json.loads(path.read_text())["cells"] if c["cell_type"] == "code")
     assert source.count("load_data(") == source.count("quiet=True") == 1
     assert source.count("describe(data)") == 1
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.name)
+def test_every_exercise_has_a_worked_solution_below_the_list(path):
+    """Each numbered item under '### Exercises' is answered below the list: by a Markdown '**Exercise n.**' (the
+    Solutions sections of 01-07) or by a code cell opening with '# n.' (notebook 08)."""
+    import re
+
+    cells = [(c["cell_type"], "".join(c["source"])) for c in json.loads(path.read_text())["cells"]]
+    at = next((i for i, (kind, text) in enumerate(cells) if kind == "markdown" and "### Exercises" in text), None)
+    if at is None:
+        pytest.skip("no exercises")
+    asked = [int(n) for n in re.findall(r"^(\d+)\. ", cells[at][1].split("### Exercises", 1)[1], flags=re.M)]
+    answered = {int(n) for kind, text in cells[at + 1:]
+                for n in re.findall(r"\*\*Exercise (\d+)\.\*\*" if kind == "markdown" else r"\A# (\d+)\. ", text)}
+    assert asked and asked == list(range(1, len(asked) + 1)), f"{path.name}: exercises numbered {asked}"
+    assert sorted(answered) == asked, f"{path.name}: no worked solution for exercise(s) {sorted(set(asked) - answered)}"

@@ -16,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from fer_utils import runfolder, training
+from fer_utils import locking, runfolder, training
+from fer_utils.callbacks import SafeModelCheckpoint
 from fer_utils.runfolder import BACKUP, FIT_FINISHED, WEIGHTS
 
 REPO = Path(__file__).resolve().parent.parent
@@ -46,9 +47,9 @@ def test_a_second_train_into_a_folder_in_use_is_refused_naming_the_folder_and_th
         training.train("se", tiny_synthetic, out, epochs=1, **TINY)
     assert fits == [0], f"the second writer trained too: {refusals}"
     message = str(refusals[0])
-    assert isinstance(refusals[0], runfolder.RunFolderBusy) and "\n" not in message
+    assert isinstance(refusals[0], locking.RunFolderBusy) and "\n" not in message
     assert str(out) in message and f"pid {os.getpid()}" in message and socket.gethostname() in message
-    with runfolder.one_writer(out):  # released when train left with an exception
+    with locking.one_writer(out):  # released when train left with an exception
         pass
 
 
@@ -57,18 +58,18 @@ def test_a_holder_killed_with_sigkill_does_not_block_the_folder(tmp_path):
     out = tmp_path / "run"
     out.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys, time; from fer_utils.runfolder import one_writer\n"
+        [sys.executable, "-c", "import sys, time; from fer_utils.locking import one_writer\n"
          "with one_writer(sys.argv[1]):\n    print('held', flush=True); time.sleep(120)", str(out)],
         cwd=REPO, stdout=subprocess.PIPE, text=True)
     try:
         assert holder.stdout.readline().strip() == "held"
-        with pytest.raises(runfolder.RunFolderBusy, match=f"pid {holder.pid} on {socket.gethostname()}"):
-            with runfolder.one_writer(out):
+        with pytest.raises(locking.RunFolderBusy, match=f"pid {holder.pid} on {socket.gethostname()}"):
+            with locking.one_writer(out):
                 pass
     finally:
         holder.kill()
         holder.wait()
-    with runfolder.one_writer(out):
+    with locking.one_writer(out):
         pass
 
 
@@ -76,9 +77,9 @@ def test_a_lock_file_left_by_a_dead_process_does_not_block_the_folder(tmp_path):
     # The lock is the OS's, not the file: a lock file naming a process that is gone is not a holder.
     out = tmp_path / "run"
     out.mkdir()
-    (out / runfolder.LOCK).write_text('{"pid": 999999999, "host": "%s"}' % socket.gethostname())
-    with runfolder.one_writer(out):
-        assert str(os.getpid()) in (out / runfolder.LOCK).read_text()
+    (out / locking.LOCK).write_text('{"pid": 999999999, "host": "%s"}' % socket.gethostname())
+    with locking.one_writer(out):
+        assert str(os.getpid()) in (out / locking.LOCK).read_text()
 
 
 def test_temporary_names_are_per_process(tmp_path, monkeypatch):
@@ -86,7 +87,7 @@ def test_temporary_names_are_per_process(tmp_path, monkeypatch):
     names = []
     for pid in (111, 222):
         monkeypatch.setattr(os, "getpid", lambda pid=pid: pid)
-        names.append(Path(training.SafeModelCheckpoint(tmp_path / "model.keras").filepath).name)
+        names.append(Path(SafeModelCheckpoint(tmp_path / "model.keras").filepath).name)
         runfolder.commit_backup(tmp_path / BACKUP, lambda folder: names.append(folder.name))
         with runfolder.atomic_path(tmp_path / "metrics.json") as tmp:
             tmp.write_text("{}")
@@ -119,12 +120,12 @@ def test_a_kill_while_the_finished_runs_backup_is_deleted_leaves_no_half_backup(
 
 def test_the_cli_refuses_a_folder_in_use_in_one_line_with_exit_2(tiny_synthetic, tmp_path, monkeypatch, capsys):
     # Breaks if RunFolderBusy reached the terminal as a traceback.
-    from fer_utils import cli
+    from fer_utils import cli, commands
 
-    monkeypatch.setattr(cli, "load_data_once", lambda *a, **k: tiny_synthetic)
+    monkeypatch.setattr(commands, "load_data_once", lambda *a, **k: tiny_synthetic)
     out = tmp_path / "run"
     out.mkdir()
-    with runfolder.one_writer(out):
+    with locking.one_writer(out):
         assert cli.main(["train", "--model", "se", "--out", str(out), "--precision", "float32"]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and "\n" not in err and f"{out} is in use" in err

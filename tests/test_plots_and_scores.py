@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from fer_utils import plots
-from fer_utils.evaluation import expected_calibration_error, paper_and_clean_accuracy, recall_intervals
+from fer_utils.evaluation import (calibration_bins, expected_calibration_error, paper_and_clean_accuracy,
+                                  recall_intervals)
 
 
 def test_a_drop_is_dated_to_the_epoch_at_whose_end_it_happened():
@@ -56,6 +57,17 @@ def test_calibration_error_is_zero_when_confidence_equals_accuracy_and_grows_wit
     assert expected_calibration_error(calibrated, labels) == pytest.approx(0)
     overconfident = np.tile([0.95, 0.05, 0, 0, 0, 0, 0], (4, 1))
     assert expected_calibration_error(overconfident, labels) == pytest.approx(0.2)
+
+
+def test_the_reliability_diagram_plots_the_bins_the_ece_averages():
+    rng = np.random.default_rng(0)
+    probs = rng.dirichlet(np.full(7, 0.3), size=500)
+    labels = rng.integers(0, 7, 500)
+    bins = calibration_bins(probs, labels)
+    assert bins["images"].sum() == 500 and bins["share"].sum() == pytest.approx(1)
+    line = plots.reliability_diagram({"model": probs}, labels).axes[0].lines[1]
+    np.testing.assert_allclose(line.get_xdata(), bins["confidence"])
+    np.testing.assert_allclose(line.get_ydata(), bins["accuracy"])
 
 
 def test_recall_interval_holds_the_recall_and_is_exact():

@@ -12,15 +12,16 @@ import os
 import shlex
 import signal
 import subprocess
+import sys
 import zipfile
 from pathlib import Path
 
 import pytest
 from conftest import expected_counts, zip_folder
 
-from fer_utils import cli, runfolder, training
+from fer_utils import cli, commands, runfolder
+from fer_utils.callbacks import StopOnSignal, TrainingInterrupted
 from fer_utils.data import is_system_file, load_data
-from fer_utils.training import StopOnSignal
 
 # --- no O_DIRECTORY: folders cannot be opened to flush them ----------------------------------------------------
 
@@ -47,6 +48,27 @@ def test_an_atomic_write_works_where_opening_a_folder_fails(tmp_path, monkeypatc
     monkeypatch.setattr(os, "open", no_folders)
     runfolder.write_text(tmp_path / "history.csv", "epoch\n0\n")
     assert (tmp_path / "history.csv").read_text() == "epoch\n0\n"
+
+
+# --- a locale that is not UTF-8 -------------------------------------------------------------------------------------
+
+
+def test_write_text_writes_utf8_whatever_the_locale(tmp_path):
+    # Breaks on Path.write_text without encoding=: the locale's encoding (cp1252 on many Windows machines; ASCII in
+    # the C locale simulated here) fails on, or garbles, a path or label with accents. Newlines stay the platform's.
+    text = "data: C:/Donn\u00e9es/archive.zip \u2713\nsecond line\n"
+    target = tmp_path / "results.md"
+    env = {**os.environ, "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0",
+           "PYTHONIOENCODING": "utf-8"}
+    script = ("import locale, sys; from fer_utils import runfolder; print(locale.getpreferredencoding(False)); "
+              "runfolder.write_text(sys.argv[1], sys.argv[2].encode('ascii').decode('unicode_escape'))")
+    escaped = text.encode("unicode_escape").decode("ascii")  # the command line itself stays ASCII
+    child = subprocess.run([sys.executable, "-X", "utf8=0", "-c", script, str(target), escaped], env=env,
+                           capture_output=True, text=True, encoding="utf-8")
+    assert child.returncode == 0, child.stderr
+    if "utf" in child.stdout.lower():
+        pytest.skip(f"this platform's C locale is UTF-8 ({child.stdout.strip()}): nothing to tell apart")
+    assert target.read_bytes() == text.replace("\n", os.linesep).encode("utf-8")
 
 
 # --- no hard links ------------------------------------------------------------------------------------------------
@@ -129,10 +151,10 @@ def test_on_windows_a_command_is_quoted_for_windows(monkeypatch):
 def test_the_cli_resume_hint_quotes_paths_and_leaves_fresh_out(monkeypatch, capsys, tiny_synthetic):
     # The hint after Ctrl-C must be a command that resumes: quoted, and without --fresh (which would discard the run).
     def stopped(*args, **kwargs):
-        raise training.TrainingInterrupted("Stopped by SIGINT: the run keeps its last complete epoch (1)")
+        raise TrainingInterrupted("Stopped by SIGINT: the run keeps its last complete epoch (1)")
 
-    monkeypatch.setattr(cli, "load_data_once", lambda *a, **k: tiny_synthetic)
-    monkeypatch.setattr(cli, "_train", stopped)
+    monkeypatch.setattr(commands, "load_data_once", lambda *a, **k: tiny_synthetic)
+    monkeypatch.setattr(commands, "_train", stopped)
     args = ["train", "--model", "se", "--out", "/runs/my run", "--fresh"]
     assert cli.main(args) == 130
     hint = capsys.readouterr().err.strip().rsplit("(1): ", 1)[1]

@@ -1,4 +1,4 @@
-"""fer_utils.faces and `python -m fer_utils predict`: faces in real photos and videos, and every kind of bad input.
+"""`python -m fer_utils predict` (fer_utils.media, faces, predict): faces in real photos and videos, every bad input.
 
 The real face is scikit-image's bundled astronaut photo (Eileen Collins, 512x512); its face box, found by OpenCV's
 Haar cascade, is near x=177, y=66, 95x95. Models are tiny and untrained (plumbing only), except in the one slow test.
@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from fer_utils import faces
+from fer_utils import faces, media, predict
 from fer_utils.cli import main
 
 skimage_data = pytest.importorskip("skimage.data")
@@ -41,7 +41,7 @@ def model_path(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="module")
 def model(model_path):
-    return faces.load_fer_model(model_path)
+    return predict.load_fer_model(model_path)
 
 
 def save(array: np.ndarray, path: Path, mode: str | None = None, **kwargs) -> Path:
@@ -104,7 +104,7 @@ def test_crop_beyond_the_image_edge_repeats_the_edge_pixels():
 
 def test_several_faces_are_all_reported_left_to_right(astronaut, model, tmp_path):
     photo = save(np.hstack([astronaut, astronaut]), tmp_path / "two.png")
-    summary = faces.predict_paths([photo], model, tmp_path / "out", log=io.StringIO())
+    summary = predict.predict_paths([photo], model, tmp_path / "out", log=io.StringIO())
     boxes = [(r["x"], r["y"], r["w"], r["h"]) for r in summary.rows]
     assert [r["face"] for r in summary.rows] == [0, 1]
     assert near(boxes[0], ASTRONAUT_BOX) and near(boxes[1], (ASTRONAUT_BOX[0] + 512, *ASTRONAUT_BOX[1:]))
@@ -116,7 +116,7 @@ def test_video_rows_carry_frame_and_time_and_skip_frames(astronaut, model, tmp_p
     for _ in range(5):
         writer.write(cv2.cvtColor(astronaut, cv2.COLOR_RGB2BGR))
     writer.release()
-    summary = faces.predict_paths([video], model, tmp_path / "out", every=2, log=io.StringIO())
+    summary = predict.predict_paths([video], model, tmp_path / "out", every=2, log=io.StringIO())
     rows = read_rows(tmp_path / "out")
     assert [(r["frame"], r["time_s"]) for r in rows] == [("0", "0.0"), ("2", "0.2"), ("4", "0.4")]
     assert all(r["status"] == "ok" for r in rows) and summary.frames == 3
@@ -140,7 +140,7 @@ def test_truncated_jpeg_is_reported_and_the_next_photo_still_processed(astronaut
     bad = tmp_path / "a_truncated.jpg"
     bad.write_bytes(data[: len(data) // 2])
     log = io.StringIO()
-    summary = faces.predict_paths([tmp_path], model, tmp_path / "out", log=log)
+    summary = predict.predict_paths([tmp_path], model, tmp_path / "out", log=log)
     assert f"{bad}: unreadable or truncated image" in log.getvalue()
     assert [r["status"] for r in summary.rows] == [f"error: {summary.problems[0].split(': ', 1)[1]}", "ok"]
     assert summary.exit_status == 1
@@ -150,7 +150,7 @@ def test_unreadable_video_is_reported(model, tmp_path):
     fake = tmp_path / "clip.mp4"
     fake.write_text("not a video")
     log = io.StringIO()
-    summary = faces.predict_paths([fake], model, tmp_path / "out", log=log)
+    summary = predict.predict_paths([fake], model, tmp_path / "out", log=log)
     assert f"{fake}: not a photo or a video" in log.getvalue()
     assert summary.rows[0]["status"].startswith("error:")
 
@@ -167,7 +167,7 @@ def test_photo_without_a_face_gets_a_row_and_a_line_and_exits_1(model_path, tmp_
 def test_photo_without_a_face_beside_one_with_a_face_exits_0(astronaut, model, tmp_path):
     blank = save(np.full((300, 400, 3), 128, dtype=np.uint8), tmp_path / "a_wall.png")
     face = save(astronaut, tmp_path / "b_astronaut.png")
-    summary = faces.predict_paths([blank, face], model, tmp_path / "out", log=io.StringIO())
+    summary = predict.predict_paths([blank, face], model, tmp_path / "out", log=io.StringIO())
     assert [r["status"] for r in summary.rows] == ["no face", "ok"]
     assert summary.no_face == [str(blank)] and summary.exit_status == 0
 
@@ -189,7 +189,7 @@ def test_large_photo_is_downscaled_for_detection_and_boxes_are_in_original_pixel
 
 
 def test_grayscale_photo_face_is_found(astronaut, tmp_path):
-    rgb, _ = faces.load_photo(save(astronaut, tmp_path / "gray.png", mode="L"))
+    rgb, _ = media.load_photo(save(astronaut, tmp_path / "gray.png", mode="L"))
     assert rgb.shape == (512, 512, 3)
     assert [near(tuple(vars(b).values()), ASTRONAUT_BOX) for b in faces.detect_faces(rgb)] == [True]
 
@@ -197,7 +197,7 @@ def test_grayscale_photo_face_is_found(astronaut, tmp_path):
 def test_rgba_photo_is_composed_on_white_and_face_found(astronaut, tmp_path):
     rgba = np.dstack([astronaut, np.full((512, 512), 255, dtype=np.uint8)])
     rgba[:10, :10, 3] = 0  # a transparent corner (its stored colour is the photo's)
-    rgb, _ = faces.load_photo(save(rgba, tmp_path / "rgba.png"))
+    rgb, _ = media.load_photo(save(rgba, tmp_path / "rgba.png"))
     assert (rgb[:10, :10] == 255).all()
     assert len(faces.detect_faces(rgb)) == 1
 
@@ -207,7 +207,7 @@ def test_16_bit_photo_is_scaled_to_8_bits_not_clipped(astronaut, tmp_path):
     path = tmp_path / "deep.png"
     Image.fromarray((gray.astype(np.uint16) * 257)).save(path)
     assert Image.open(path).mode.startswith("I")
-    rgb, _ = faces.load_photo(path)
+    rgb, _ = media.load_photo(path)
     assert np.abs(rgb[..., 0].astype(int) - gray).max() <= 1
     assert len(faces.detect_faces(rgb)) == 1
 
@@ -215,7 +215,7 @@ def test_16_bit_photo_is_scaled_to_8_bits_not_clipped(astronaut, tmp_path):
 def test_cmyk_jpeg_face_is_found(astronaut, tmp_path):
     path = save(astronaut, tmp_path / "print.jpg", mode="CMYK", quality=95)
     assert Image.open(path).mode == "CMYK"
-    rgb, _ = faces.load_photo(path)
+    rgb, _ = media.load_photo(path)
     assert np.abs(rgb.astype(int) - astronaut).mean() < 10  # colours survive the round trip
     assert len(faces.detect_faces(rgb)) == 1
 
@@ -227,7 +227,7 @@ def test_exif_rotated_photo_is_made_upright_before_detection(astronaut, tmp_path
     exif[0x0112] = 6  # Orientation: rotate 90 degrees clockwise to display
     path = tmp_path / "phone.jpg"
     Image.fromarray(stored).save(path, exif=exif, quality=95)
-    rgb, _ = faces.load_photo(path)
+    rgb, _ = media.load_photo(path)
     assert rgb.shape == (400, 512, 3)
     (box,) = faces.detect_faces(rgb)
     assert near((box.x, box.y, box.w, box.h), ASTRONAUT_BOX)
@@ -237,7 +237,7 @@ def test_animated_gif_uses_the_first_frame_and_says_so(astronaut, tmp_path):
     frames = [Image.fromarray(astronaut), Image.fromarray(astronaut[:, ::-1])]
     path = tmp_path / "anim.gif"
     frames[0].save(path, save_all=True, append_images=frames[1:])
-    rgb, note = faces.load_photo(path)
+    rgb, note = media.load_photo(path)
     assert rgb.shape == (512, 512, 3) and note == "2 frames, only the first is used"
 
 
@@ -254,7 +254,7 @@ def test_empty_folder_is_named_and_exits_1_before_loading_a_model(tmp_path, caps
 def test_missing_input_is_named_and_the_others_still_processed(astronaut, model, tmp_path):
     face = save(astronaut, tmp_path / "astronaut.png")
     log = io.StringIO()
-    summary = faces.predict_paths([tmp_path / "nope.jpg", face], model, tmp_path / "out", log=log)
+    summary = predict.predict_paths([tmp_path / "nope.jpg", face], model, tmp_path / "out", log=log)
     assert f"{tmp_path / 'nope.jpg'}: no such file or folder" in log.getvalue()
     assert summary.faces == 1 and summary.exit_status == 1
 
@@ -265,7 +265,7 @@ def test_folder_files_with_other_suffixes_are_listed_as_skipped(astronaut, model
     save(astronaut, folder / "astronaut.png")
     (folder / "notes.txt").write_text("hello")
     log = io.StringIO()
-    summary = faces.predict_paths([folder], model, tmp_path / "out", log=log)
+    summary = predict.predict_paths([folder], model, tmp_path / "out", log=log)
     assert f"{folder / 'notes.txt'}: skipped" in log.getvalue()
     assert summary.faces == 1 and summary.exit_status == 0
 
@@ -285,8 +285,8 @@ def test_model_that_is_not_ours_is_rejected_with_its_shapes(tmp_path, astronaut,
 def test_model_file_that_is_not_a_keras_file_is_rejected(tmp_path):
     fake = tmp_path / "model.keras"
     fake.write_text("weights")
-    with pytest.raises(faces.InputError, match=r"model\.keras: not a Keras model file"):
-        faces.load_fer_model(fake)
+    with pytest.raises(media.InputError, match=r"model\.keras: not a Keras model file"):
+        predict.load_fer_model(fake)
 
 
 def test_every_must_be_positive(tmp_path, capsys):
@@ -297,9 +297,9 @@ def test_every_must_be_positive(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_published_se_model_sees_the_smiling_astronaut_as_happy(astronaut):
-    model = faces.load_fer_model()  # reports/se/model.keras
+    model = predict.load_fer_model()  # reports/se/model.keras
     (box,) = faces.detect_faces(astronaut)
-    probs = faces.classify(model, [faces.crop_face(astronaut, box)])
+    probs = predict.classify(model, [faces.crop_face(astronaut, box)])
     assert CLASSES[int(probs[0].argmax())] == "happy"
 
 
@@ -311,7 +311,7 @@ def test_notebook_07_uses_fer2013_only_for_numbers():
     source = "\n".join("".join(c["source"]) for c in json.loads(notebook.read_text())["cells"]
                        if c["cell_type"] == "code")
     assert sorted(set(re.findall(r"\bdata\.\w+", source))) == ["data.synthetic", "data.xy"]
-    assert source.count("data.xy(") == 1 and 'faces.fer_framing(data.xy("train")[0])' in source
+    assert source.count("data.xy(") == 1 and 'face_studies.fer_framing(data.xy("train")[0])' in source
 
 
 def test_the_default_model_carries_its_published_temperature():
@@ -319,22 +319,22 @@ def test_the_default_model_carries_its_published_temperature():
     model's (temperature scaling only softens confidences)."""
     from fer_utils.calibration import apply_temperature, load_temperature
 
-    path = faces.published_model()
+    path = predict.published_model()
     temperature = load_temperature(path)
     assert temperature is not None and temperature > 1, "the published model has no calibration.json (`calibrate`)"
-    model, raw = faces.load_fer_model(), faces.load_fer_model(calibrated=False)
+    model, raw = predict.load_fer_model(), predict.load_fer_model(calibrated=False)
     assert model.layers[-1].name == "temperature" and raw.layers[-1].name != "temperature"
     assert model.layers[-1].temperature == pytest.approx(json.loads(path.with_name("calibration.json").read_text())[
         "temperature"])
     crops = np.random.default_rng(0).integers(0, 256, (8, 48, 48), dtype=np.uint8)
-    calibrated, plain = faces.classify(model, crops), faces.classify(raw, crops)
+    calibrated, plain = predict.classify(model, crops), predict.classify(raw, crops)
     np.testing.assert_allclose(calibrated, apply_temperature(plain, temperature), atol=1e-4)
 
 
 def test_a_broken_calibration_file_is_named_in_one_line(tmp_path):
     import shutil
 
-    shutil.copy(faces.published_model(), tmp_path / "model.keras")
+    shutil.copy(predict.published_model(), tmp_path / "model.keras")
     (tmp_path / "calibration.json").write_text("{not json")
-    with pytest.raises(faces.InputError, match="calibration.json"):
-        faces.load_fer_model(tmp_path / "model.keras")
+    with pytest.raises(media.InputError, match="calibration.json"):
+        predict.load_fer_model(tmp_path / "model.keras")

@@ -6,7 +6,7 @@ import nbformat
 import pytest
 from nbformat.v4 import new_code_cell, new_notebook
 
-from fer_utils import pipeline
+from fer_utils import pipeline, publish
 from fer_utils.training import train
 
 
@@ -22,7 +22,7 @@ def finished_runs(tmp_path_factory, tiny_synthetic):
 @pytest.fixture(scope="module")
 def published(finished_runs, tmp_path_factory):
     out = tmp_path_factory.mktemp("reports")
-    status = pipeline.publish(finished_runs, out=out, data="synthetic")
+    status = publish.publish(finished_runs, out=out, data="synthetic")
     return status, out
 
 
@@ -49,9 +49,9 @@ def test_copy_runs_leaves_a_finished_run_alone_unless_told_to_overwrite(finished
 
 @pytest.mark.slow  # finished_runs trains two models
 def test_publish_refuses_a_model_over_the_size_limit(finished_runs, tmp_path, monkeypatch):
-    monkeypatch.setattr(pipeline, "MAX_MODEL_MB", 0.001)
+    monkeypatch.setattr(publish, "MAX_MODEL_MB", 0.001)
     with pytest.raises(ValueError, match=r"baseline.model\.keras.*over the 0.001 MB"):
-        pipeline.publish(finished_runs, out=tmp_path / "reports")
+        publish.publish(finished_runs, out=tmp_path / "reports")
     assert not (tmp_path / "reports").exists()
 
 
@@ -71,7 +71,7 @@ def test_publishing_fits_a_new_temperature_in_place_of_a_stale_one(finished_runs
     stale = {"temperature": 123.0, "data_source": "models published earlier"}
     for kind in pipeline.MODELS:
         (tmp_path / kind / "calibration.json").write_text(json.dumps(stale))
-    pipeline.calibrate_published(tmp_path, "synthetic")
+    publish.calibrate_published(tmp_path, "synthetic")
     for kind in pipeline.MODELS:
         report = json.loads((tmp_path / kind / "calibration.json").read_text())
         assert report["temperature"] != 123.0 and "synthetic" in report["data_source"].lower()
@@ -152,6 +152,6 @@ def test_published_notebooks_name_no_absolute_path_of_the_publishing_machine(pub
 def test_scrub_paths_replaces_the_longest_path_first_and_json_escaped_ones(tmp_path):
     notebook = tmp_path / "05_x.ipynb"
     notebook.write_text('{"text": "data in /srv/me/data/fer.zip, repo /srv/me, C:\\\\Users\\\\me\\\\tmp\\\\x"}')
-    pipeline.scrub_paths(tmp_path, {"/srv/me": "", "/srv/me/data/fer.zip": "path/to/archive.zip",
+    publish.scrub_paths(tmp_path, {"/srv/me": "", "/srv/me/data/fer.zip": "path/to/archive.zip",
                                     "C:\\Users\\me\\tmp": "<temporary folder>"})
     assert notebook.read_text() == '{"text": "data in path/to/archive.zip, repo , <temporary folder>\\\\x"}'

@@ -5,7 +5,7 @@ import json
 import pandas as pd
 import pytest
 
-from fer_utils import pipeline
+from fer_utils import publish
 
 
 def write_run(folder, train_acc=0.85, test_all=0.60, private=0.61, history=None):
@@ -27,7 +27,7 @@ def test_targets_give_the_paper_way_and_the_clean_reading_each_against_the_paper
     # PublicTest picks epoch 2 (PrivateTest 0.675 there); all test images pick epoch 3 (0.70).
     write_run(tmp_path / "baseline", history=logged([0.60, 0.68, 0.66], [0.61, 0.675, 0.69], [0.62, 0.677, 0.70]))
     write_run(tmp_path / "se", history=logged([0.60, 0.70, 0.66], [0.61, 0.695, 0.69], [0.62, 0.69, 0.70]))
-    lines = "\n".join(pipeline._targets(tmp_path))
+    lines = "\n".join(publish._targets(tmp_path))
     assert "Baseline CNN, the paper's way (epoch 3, chosen by all test images): 70.00%, target 68.0%: **met**" in lines
     assert "Baseline CNN, clean (PrivateTest at epoch 2, chosen by PublicTest): 67.50%, target 68.0%: **missed** by " \
            "0.51 points" in lines  # Table 1's 68.01%
@@ -38,7 +38,7 @@ def test_targets_give_the_paper_way_and_the_clean_reading_each_against_the_paper
 def test_a_run_without_per_epoch_test_accuracies_is_judged_at_its_checkpoint_and_says_so(tmp_path):
     write_run(tmp_path / "baseline", test_all=0.6181)
     write_run(tmp_path / "se", test_all=0.6369)
-    lines = "\n".join(pipeline._targets(tmp_path))
+    lines = "\n".join(publish._targets(tmp_path))
     assert "Baseline CNN: 61.81% on the 7,178 test images at the checkpoint PublicTest chose" in lines
     assert "did not log its per-epoch test accuracies" in lines
     assert "(+1.88 points, at the checkpoints, all test images;" in lines
@@ -49,15 +49,15 @@ def test_a_run_without_per_epoch_test_accuracies_is_judged_at_its_checkpoint_and
 def test_train_accuracy_must_come_within_three_points_of_table_1(tmp_path, train_acc, verdict):
     write_run(tmp_path / "baseline", train_acc=train_acc)  # the paper: 86.21%
     write_run(tmp_path / "se")
-    line = next(x for x in pipeline._targets(tmp_path) if x.startswith("- Baseline CNN, train accuracy"))
+    line = next(x for x in publish._targets(tmp_path) if x.startswith("- Baseline CNN, train accuracy"))
     assert line.endswith(verdict)
 
 
 def test_earlier_models_in_v1_get_a_row_each_with_their_configuration(tmp_path):
-    assert pipeline._earlier_models(tmp_path) == []
+    assert publish._earlier_models(tmp_path) == []
     write_run(tmp_path / "v1" / "baseline", test_all=0.6181, private=0.6219)
     write_run(tmp_path / "v1" / "se", test_all=0.6369, private=0.6450)
-    table = "\n".join(pipeline._earlier_models(tmp_path))
+    table = "\n".join(publish._earlier_models(tmp_path))
     assert "| SE-CNN | 32-64-128, dense 256, dense dropout 0.5, no batch norm; plateau schedule, 100 epochs at most " \
            "| 85.00% | 63.69% | 64.50% |" in table
 
@@ -65,6 +65,6 @@ def test_earlier_models_in_v1_get_a_row_each_with_their_configuration(tmp_path):
 def test_the_study_and_seeds_tables_are_included_as_their_scripts_wrote_them(tmp_path):
     (tmp_path / "study").mkdir()
     (tmp_path / "study" / "README.md").write_text("# Width study\n\n| row |\n|---|\n| se_x |\n")
-    lines = "\n".join(pipeline._study_sections(tmp_path))
+    lines = "\n".join(publish._study_sections(tmp_path))
     assert "## How the configuration was chosen: the width study\n\n| row |\n|---|\n| se_x |" in lines
     assert "Seeds" not in lines  # no seeds table yet: no section

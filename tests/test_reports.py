@@ -8,8 +8,8 @@ import keras
 import pytest
 
 from conftest import REAL_DATA, requires_real_data
-from fer_utils import pipeline
-from fer_utils.training import training_params
+from fer_utils import pipeline, publish
+from fer_utils.run_settings import training_params
 
 REPORTS = Path(__file__).resolve().parent.parent / "reports"
 pytestmark = pytest.mark.skipif(not (REPORTS / "README.md").is_file(),
@@ -32,7 +32,7 @@ def table_row(kind: str) -> list[str]:
 @pytest.mark.parametrize("kind", KINDS)
 def test_published_model_is_small_and_loads_in_safe_mode(kind):
     path = REPORTS / kind / "model.keras"
-    assert path.stat().st_size < pipeline.MAX_MODEL_MB * 2**20
+    assert path.stat().st_size < publish.MAX_MODEL_MB * 2**20
     model = keras.models.load_model(path, safe_mode=True)
     assert model.output_shape == (None, 7)
 

@@ -19,10 +19,12 @@ import pandas as pd
 import pytest
 
 from conftest import sigint_after_epoch
-from fer_utils import cli, training
+from fer_utils import cli, commands, run_settings, training
+from fer_utils.callbacks import TrainingInterrupted
 from fer_utils.config import BATCH_SIZE, EARLY_STOPPING_PATIENCE, LEARNING_RATE, SE_RATIO
-from fer_utils.runfolder import BACKUP, HISTORY, SETTINGS, ResumeConflict
-from fer_utils.training import TrainingInterrupted, train
+from fer_utils.run_settings import ResumeConflict
+from fer_utils.runfolder import BACKUP, HISTORY, SETTINGS
+from fer_utils.training import train
 
 TINY = dict(epochs=2, seed=0, precision="float32", verbose=0, filters=(4, 8, 16), dense_units=8)
 
@@ -125,8 +127,8 @@ def test_fresh_discards_the_interrupted_run_and_records_the_command_quoted(run_c
 def test_a_backup_without_recorded_settings_resumes_with_a_note(run_copy, tiny_synthetic, capsys):
     # A backup written before settings were recorded: resumed as before (no refusal), and said so.
     (run_copy / BACKUP / SETTINGS).unlink()
-    settings = training.run_settings({"model": "se", "seed": 99}, "float32", tiny_synthetic)
-    epochs, kept = training.resume_or_start(run_copy, settings)
+    settings = run_settings.run_settings({"model": "se", "seed": 99}, "float32", tiny_synthetic)
+    epochs, kept = run_settings.resume_or_start(run_copy, settings)
     assert epochs == 1 and kept is settings
     assert "predates recorded settings" in capsys.readouterr().out
 
@@ -135,7 +137,7 @@ def test_a_backup_without_recorded_settings_resumes_with_a_note(run_copy, tiny_s
 def test_the_cli_refuses_in_one_line_with_exit_2_and_resumes_with_fresh(run_copy, tiny_synthetic, monkeypatch,
                                                                         capsys):
     # Breaks if ResumeConflict reached the terminal as a traceback, or --fresh did not reach train.
-    monkeypatch.setattr(cli, "load_data_once", lambda *a, **k: tiny_synthetic)
+    monkeypatch.setattr(commands, "load_data_once", lambda *a, **k: tiny_synthetic)
     args = ["train", "--model", "se", "--out", str(run_copy), "--epochs", "2", "--precision", "float32",
             "--filters", "4,8,16", "--dense-units", "8"]
     assert cli.main([*args, "--seed", "7"]) == 2

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 
 import pytest
 
 from fer_utils import training
-from fer_utils.training import reuse_differences, train_or_reuse, training_params
+from fer_utils.run_settings import NOT_TRAINING_PARAMS, TRAIN_DEFAULTS, reuse_differences, training_params
+from fer_utils.training import train_or_reuse
 
 PUBLISHED_PARAMS = {"model": "se", "epochs": 100, "batch_size": 64, "learning_rate": 0.002, "seed": 0,
                     "protocol": "clean", "precision": "auto", "patience": 16, "schedule": "plateau"}
@@ -32,6 +34,15 @@ def no_training(monkeypatch):
     calls = []
     monkeypatch.setattr(training, "train", lambda *a, **kw: calls.append(kw) or {"trained": True})
     return calls
+
+
+def test_train_defaults_are_those_of_trains_signature():
+    # Breaks if a parameter of train() was added or its default changed without TRAIN_DEFAULTS: a run recorded
+    # without that parameter would then compare as trained differently (or alike when it was not).
+    signature = inspect.signature(training.train).parameters.items()
+    defaults = {name: p.default for name, p in signature
+                if p.default is not inspect.Parameter.empty and name not in NOT_TRAINING_PARAMS}
+    assert TRAIN_DEFAULTS == defaults
 
 
 def test_recorded_defaults_equal_spelled_out_defaults():

@@ -89,11 +89,13 @@ def test_make_run_without_a_profile_lets_the_cli_choose():
 
 
 def test_run_without_a_profile_explores_the_published_models_when_fer2013_is_found(fer_files, monkeypatch, capsys):
+    from fer_utils.config import PUBLISHED_DIR
+
     calls = []
     monkeypatch.setattr(pipeline, "run_pipeline", lambda **kwargs: calls.append(kwargs) or 0)
     assert cli.main(["run", "--data", str(fer_files.zip)]) == 0
-    assert calls[0]["profile"] == pipeline.published_profile(pipeline.PUBLISHED_DIR) == "paper"
-    assert calls[0]["reuse"] == str(pipeline.PUBLISHED_DIR)
+    assert calls[0]["profile"] == pipeline.published_profile(PUBLISHED_DIR) == "paper"
+    assert calls[0]["reuse"] == str(PUBLISHED_DIR)
     assert capsys.readouterr().out.startswith("FER2013 found: the course on the real data with the published models")
 
 

@@ -9,9 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from fer_utils import training
+from fer_utils import callbacks as fit_callbacks
+from fer_utils import hardware, training
 from fer_utils.evaluation import evaluate_split
-from fer_utils.training import resolve_precision, train
+from fer_utils.hardware import resolve_precision
+from fer_utils.training import train
 
 SPLITS_ALL = ("train", "val", "test", "test_all")
 RUN_FILES = ("model.keras", "history.csv", "metrics.json", "predictions.npz", "run_info.json")
@@ -179,15 +181,15 @@ def test_a_resumed_run_must_beat_the_best_epoch_before_the_interruption(tmp_path
 
 def test_the_backup_comes_after_the_history_and_the_checkpoint_it_keeps(tmp_path):
     kinds = [type(cb) for cb in training.paper_callbacks(tmp_path)]
-    assert kinds[-1] is training.SafeBackupAndRestore
-    assert training.SafeCSVLogger in kinds and training.SafeModelCheckpoint in kinds
+    assert kinds[-1] is fit_callbacks.SafeBackupAndRestore
+    assert fit_callbacks.SafeCSVLogger in kinds and fit_callbacks.SafeModelCheckpoint in kinds
     # EpochLog logs the rate an epoch used, before ReduceLROnPlateau lowers it.
-    assert kinds.index(training.EpochLog) < kinds.index(keras.callbacks.ReduceLROnPlateau)
+    assert kinds.index(fit_callbacks.EpochLog) < kinds.index(keras.callbacks.ReduceLROnPlateau)
 
 
 def test_without_reduce_lr_the_list_has_no_plateau_callback(tmp_path):
     kinds = [type(cb) for cb in training.paper_callbacks(tmp_path, reduce_lr=False)]
-    assert keras.callbacks.ReduceLROnPlateau not in kinds and kinds[-1] is training.SafeBackupAndRestore
+    assert keras.callbacks.ReduceLROnPlateau not in kinds and kinds[-1] is fit_callbacks.SafeBackupAndRestore
 
 
 def test_the_training_callbacks_leave_keras_free_to_dispatch_batches_asynchronously(tiny_synthetic, tmp_path,
@@ -200,8 +202,8 @@ def test_the_training_callbacks_leave_keras_free_to_dispatch_batches_asynchronou
 
     monkeypatch.setattr(keras_backend, "IS_THREAD_SAFE", True)
     recipe = training.paper_callbacks(tmp_path)
-    callbacks = [training.TestSplitsLog(tiny_synthetic), *recipe, training.ResumeCounters({}, recipe),
-                 training.StopOnSignal()]
+    callbacks = [fit_callbacks.TestSplitsLog(tiny_synthetic), *recipe, fit_callbacks.ResumeCounters({}, recipe),
+                 fit_callbacks.StopOnSignal()]
     hooked = [type(cb).__name__ for cb in callbacks
               if not getattr(cb, "async_safe", False) and not is_default(cb.on_train_batch_end)]
     assert keras.callbacks.CallbackList(callbacks)._async_train, f"batch hooks in {hooked}"
@@ -225,8 +227,9 @@ def test_train_fits_through_fit_model_with_paper_callbacks_between_its_own_two(t
         train("se", tiny_synthetic, tmp_path, epochs=3, batch_size=32, seed=5, precision="float32", verbose=0,
               filters=(4, 8, 16), dense_units=8)
     callbacks = seen["callbacks"]
-    assert isinstance(callbacks[0], training.TestSplitsLog) and isinstance(callbacks[-1], training.StopOnSignal)
-    assert isinstance(callbacks[-2], training.ResumeCounters)  # after EarlyStopping and ReduceLROnPlateau
+    assert isinstance(callbacks[0], fit_callbacks.TestSplitsLog)
+    assert isinstance(callbacks[-1], fit_callbacks.StopOnSignal)
+    assert isinstance(callbacks[-2], fit_callbacks.ResumeCounters)  # after EarlyStopping and ReduceLROnPlateau
     assert [type(cb) for cb in callbacks[1:-2]] == [type(cb) for cb in training.paper_callbacks(tmp_path)]
     assert (seen["epochs"], seen["batch_size"], seen["seed"], seen["verbose"]) == (3, 32, 5, 0)
     assert seen["n_train"] == int(tiny_synthetic.mask("train").sum())
@@ -314,9 +317,9 @@ def test_auto_precision_is_one_of_the_three_policies():
 ])
 def test_auto_precision_uses_the_half_precision_the_hardware_computes_natively(monkeypatch, device, capability,
                                                                                bf16, expected):
-    monkeypatch.setattr(training, "accelerator", lambda: device)
-    monkeypatch.setattr(training, "gpu_compute_capability", lambda: capability, raising=False)
-    monkeypatch.setattr(training, "cpu_has_bf16", lambda: bf16)
+    monkeypatch.setattr(hardware, "accelerator", lambda: device)
+    monkeypatch.setattr(hardware, "gpu_compute_capability", lambda: capability, raising=False)
+    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: bf16)
     assert resolve_precision("auto") == expected
 
 
@@ -324,7 +327,7 @@ def test_auto_precision_uses_the_half_precision_the_hardware_computes_natively(m
                                                 ("gfx90a", None), (None, None)])
 def test_compute_capability_is_read_from_each_backends_form(reported, expected):
     # TensorFlow and torch report a tuple, JAX a string; an AMD GPU's architecture name is no capability.
-    assert training._capability(reported) == expected
+    assert hardware._capability(reported) == expected
 
 
 def test_mixed_float16_compiles_with_loss_scaling(callers_policy):
@@ -358,11 +361,11 @@ def bf16_model_file(tmp_path, callers_policy):
 def test_predict_loads_a_bf16_model_in_float32_where_bf16_is_not_native(bf16_model_file, monkeypatch, native):
     # Breaks if predict ran a published mixed_bfloat16 model in emulated bf16 on a CPU without AVX512-BF16 (slow),
     # or threw native bf16 away where the hardware has it.
-    from fer_utils import explain, faces
+    from fer_utils import explain, predict
 
-    monkeypatch.setattr(training, "accelerator", lambda: "cpu")
-    monkeypatch.setattr(training, "cpu_has_bf16", lambda: native)
-    model = faces.load_fer_model(bf16_model_file, calibrated=False)
+    monkeypatch.setattr(hardware, "accelerator", lambda: "cpu")
+    monkeypatch.setattr(hardware, "cpu_has_bf16", lambda: native)
+    model = predict.load_fer_model(bf16_model_file, calibrated=False)
     policies = {layer.dtype_policy.name for layer in model.layers[1:-1]}
     assert policies == ({"mixed_bfloat16"} if native else {"float32"})
     if not native:

@@ -1,0 +1,311 @@
+"""Publish two finished runs as the committed `reports/`: `python -m fer_utils publish RUNS`.
+
+The run folders (models without optimizer state, calibrated), notebooks 05-08 executed on them without showing a face,
+and README.md: Table 1, the reproduction targets, the studies, the training runs and the commands that made them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from .config import DENSE_DROPOUT, DENSE_UNITS, FILTERS, MODELS, PAPER_TABLE1, PUBLISHED_DIR, REPO_ROOT
+from .data import SYNTHETIC
+from .pipeline import copy_runs, execute_notebook, notebooks, published_profile
+from .runfolder import copy_file, save_without_optimizer, write_text
+
+MAX_MODEL_MB = 25
+TARGETS = {kind: row["test_accuracy"] for kind, row in PAPER_TABLE1.items()}
+"""Test accuracy that a published reproduction aims at, both the paper's way and clean: Table 1's."""
+TRAIN_ACCURACY_MARGIN = 0.03
+"""A reproduction's train accuracy should be within this of Table 1's (it shows the model fits as the paper's did)."""
+STUDY_RESULTS = REPO_ROOT / "benchmarks" / "results"
+"""Where the width study's and the seeds' tables are (benchmarks/study_table.py, benchmarks/seeds_table.py)."""
+PUBLISHED_NOTEBOOKS = {"05_": {"models_dir": ".", "n_gallery": 0}, "06_": {"models_dir": ".", "show_faces": False},
+                       "07_": {"predict_out": "07_predict"}, "08_": {"models_dir": ".", "show_faces": False}}
+"""The notebooks `publish` executes in the published folder, with the parameters that keep FER2013's faces out of it
+(07's `predict` output, annotated photos, goes to a temporary folder)."""
+
+
+def publish(runs: str | Path, out: str | Path = PUBLISHED_DIR, data: str | None = None,
+            kernel: str | None = None) -> int:
+    """Publish two finished runs into `out`: run folders (calibrated: `calibrate_published`), executed notebooks 05-08
+    and their figures, README.md.
+
+    The executed notebooks show no faces (PUBLISHED_NOTEBOOKS): FER2013 images must not be committed. `data` is named,
+    as given, in README's commands and given to the notebooks (05's leakage analysis, 06's FER+ and robustness
+    measures, 07's framing). Each model.keras is published without its optimizer state; one still over MAX_MODEL_MB
+    is refused before anything is written.
+
+    Args:
+        runs: the folder holding the finished baseline/ and se/ run folders.
+        out: where to publish (default: the repository's reports/, `config.PUBLISHED_DIR`).
+        data: the data the runs were trained on (FER2013 or "synthetic"), as the README's commands should name it.
+        kernel: Jupyter kernel name (None: this Python).
+
+    Returns:
+        0; 1 when a notebook failed (said on stderr, with where its partly executed copy is).
+    """
+    published = [nb for nb in notebooks() if nb.name[:3] in PUBLISHED_NOTEBOOKS]  # before anything is written
+    out = Path(out).resolve()
+    _publish_runs(runs, out)
+    calibrate_published(out, data)
+    data_path = _notebook_data(data)
+    if not _execute_published(published, out, data, data_path, kernel):
+        return 1
+    results = out / "results.md"
+    body = results.read_text().split("\n", 1)[1].lstrip("\n")  # without its title
+    tables, _, figures = body.partition("## Figures\n")
+    results.unlink()  # README.md holds it all
+    text = "\n".join(_readme_lines(runs, out, data, tables, figures))
+    if data_path not in (None, data):  # the data as the publisher named it, not this machine's absolute path
+        text = text.replace(data_path, data)  # (the notebooks and run_info record that one)
+    write_text(out / "README.md", text)
+    print(f"Published {', '.join(MODELS)} into {out}; see {out / 'README.md'}")
+    return 0
+
+
+def _publish_runs(runs: str | Path, out: Path) -> None:
+    """Copy the finished runs into `out`, each model.keras without its optimizer state (published models are for
+    prediction and evaluation); a model still over MAX_MODEL_MB raises ValueError before anything is written."""
+    with tempfile.TemporaryDirectory(prefix="fer_publish_models_") as tmp:
+        for kind in MODELS:
+            model, stripped = Path(runs, kind, "model.keras"), Path(tmp, f"{kind}.keras")
+            if model.is_file():
+                save_without_optimizer(model, stripped)
+                if stripped.stat().st_size > MAX_MODEL_MB * 2**20:
+                    raise ValueError(f"{model}: {stripped.stat().st_size / 2**20:.1f} MB without optimizer state, "
+                                     f"over the {MAX_MODEL_MB} MB allowed for a published model")
+        copy_runs(runs, out)
+        for kind in MODELS:
+            copy_file(Path(tmp, f"{kind}.keras"), out / kind / "model.keras")
+
+
+def calibrate_published(out: Path, data: str | None) -> None:
+    """Fit each published model's temperature (calibration.json, which `predict` applies) on `data`'s PublicTest.
+
+    A calibration.json left from models published earlier is removed first: it belongs to other weights.
+
+    Args:
+        out: the publish folder, holding baseline/ and se/ with their model.keras.
+        data: the data the notebooks get (FER2013 or "synthetic"); None: whatever `load_data` finds.
+    """
+    from .calibration import CALIBRATION, calibrate_run
+    from .data import load_data
+
+    for kind in MODELS:
+        Path(out, kind, CALIBRATION).unlink(missing_ok=True)
+    images = load_data(data, quiet=True)
+    for kind in MODELS:
+        report = calibrate_run(out / kind, images)
+        print(f"{out / kind / CALIBRATION}: temperature {report['temperature']:.3f} (fitted on {images.source}'s "
+              "PublicTest)")
+
+
+def _notebook_data(data: str | None) -> str | None:
+    """`data` as the published notebooks get it (for the analyses; never shown: no gallery, no faces): a path made
+    absolute, since papermill runs them in the publish folder; None without data."""
+    if not data:
+        return None
+    return data if data == SYNTHETIC else str(Path(data).expanduser().resolve())
+
+
+def _execute_published(published: list[Path], out: Path, data: str | None, data_path: str | None,
+                       kernel: str | None) -> bool:
+    """Execute the published notebooks in `out` with PUBLISHED_NOTEBOOKS' parameters, then take this machine's paths
+    out of them (`scrub_paths`); False when one failed."""
+    logs = Path(tempfile.mkdtemp(prefix="fer_publish_"))  # not in `out`: reports/ holds only what is published
+    common = {"run_dir": ".", **({"data_path": data_path} if data_path else {})}  # papermill runs each in `out`
+    for notebook in published:
+        params = {**common, **PUBLISHED_NOTEBOOKS[notebook.name[:3]]}
+        if "predict_out" in params:  # a folder name, placed in the temporary folder
+            params["predict_out"] = str(logs / params["predict_out"])
+        if not execute_notebook(notebook, out / notebook.name, params, kernel, log_dir=logs):
+            return False
+    scrub_paths(out, {**({data_path: data} if data_path not in (None, data) else {}),
+                      str(logs): "<temporary folder>", f"{out}{os.sep}": "", str(out): ".", f"{REPO_ROOT}{os.sep}": "",
+                      f"{REPO_ROOT.parent}{os.sep}": f"..{os.sep}"})  # beside the repository, e.g. ../shared/
+    return True
+
+
+def scrub_paths(folder: Path, replacements: dict[str, str]) -> None:
+    """Rewrite the executed notebooks in `folder` without this machine's absolute paths (its data folder, temporary
+    folders, the repository's location), each replaced as `replacements` says, longest first.
+
+    Args:
+        folder: a folder of executed notebooks (*.ipynb), rewritten in place.
+        replacements: {absolute path as this machine spells it: what the published notebook says instead}.
+    """
+    pairs = sorted(replacements.items(), key=lambda pair: -len(pair[0]))
+    for notebook in sorted(folder.glob("*.ipynb")):
+        text = notebook.read_text(encoding="utf-8")
+        for old, new in pairs:  # as printed, and as JSON writes it (backslashes doubled on Windows)
+            text = text.replace(json.dumps(old)[1:-1], json.dumps(new)[1:-1]).replace(old, new)
+        write_text(notebook, text)
+
+
+def _readme_lines(runs: str | Path, out: Path, data: str | None, tables: str, figures: str) -> list[str]:
+    """README.md of the publish folder, line by line, around notebook 05's `tables` and `figures` (its results.md)."""
+    import pandas as pd
+
+    from .evaluation import markdown_table
+
+    rows = pd.DataFrame([_run_summary(kind, out / kind) for kind in MODELS])
+    return ["# Published results: the paper's Table 1 on FER2013", "",
+            "Generated by `python -m fer_utils publish` from two finished training runs; every number below is "
+            "read from the run folders in this directory (commands at the end). Do not edit by hand: regenerate "
+            "it.", "",
+            tables, "## Targets", "", *_targets(out), "", *_study_sections(), *_earlier_models(out),
+            *(["What was tried, and what we learned: [NOTES.md](NOTES.md).", ""] if (out / "NOTES.md").is_file()
+              else []),
+            "## Training runs", "", *markdown_table(rows.set_index("model"), {}), "",
+            *_commands_section(runs, out, data),
+            "## Figures", "", figures.rstrip("\n"), "", *_notebook_figures(out)]
+
+
+def _commands_section(runs: str | Path, out: Path, data: str | None) -> list[str]:
+    """README's commands: those that trained the runs, re-evaluate and republish them, and explore them in the
+    course."""
+    infos = {kind: json.loads((out / kind / "run_info.json").read_text()) for kind in MODELS}
+    data_arg = f" --data {data}" if data else ""
+    profile = published_profile(out)  # the one whose `run --reuse` reuses these runs (the default smoke's does not)
+    explore = (f", or `python -m fer_utils run --profile {profile} --reuse {out.name}{data_arg}` (notebooks 02 and 04 "
+               "then reuse these runs instead of training)." if profile else
+               " (no profile of `python -m fer_utils run` trains with these runs' parameters: `--reuse` would train "
+               "anew).")
+    return ["## Commands", "", "Train (each run folder's `run_info.json` records its own command; RUNS stands for the "
+            "folder of finished runs given to `publish`):",
+            "", "```", *[_command(infos[kind]).replace(str(runs), "RUNS") for kind in MODELS], "```", "",
+            "Re-evaluate a published model (prints the test accuracy of the table above):", "", "```",
+            *[f"python -m fer_utils evaluate {out.name}/{kind}/model.keras --split test_all{data_arg}"
+              for kind in MODELS], "```", "",
+            "Regenerate this page, the figures and the executed notebooks from the run folders:", "", "```",
+            f"python -m fer_utils publish RUNS --out {out.name}{data_arg}", "```", "",
+            "Explore them in the course: open `notebooks/05_error_analysis.ipynb` with "
+            f"`models_dir = \"../{out.name}\"`{explore}", ""]
+
+
+def _command(run_info: dict) -> str:
+    """The command that trained a run, as `python -m fer_utils ...` where it was the CLI."""
+    command = run_info.get("command", "")
+    head, _, rest = command.partition(" ")
+    return f"python -m fer_utils {rest}" if head.endswith("__main__.py") else command
+
+
+def _run_summary(kind: str, folder: Path) -> dict:
+    """One row of the training-runs table: epochs, time, precision, machine, model size."""
+    import pandas as pd
+
+    info = json.loads((folder / "run_info.json").read_text())
+    history = pd.read_csv(folder / "history.csv")
+    seconds = history["epoch_seconds"].sum() if "epoch_seconds" in history else info["fit_wall_seconds"]
+    return {"model": MODELS[kind], "epochs run": info["epochs_run"], "best epoch": info["best_epoch"],
+            "training time": f"{seconds / 60:.1f} min", "s/epoch": f"{seconds / len(history):.0f}",
+            "precision": info["precision"], "backend": f"{info['keras_backend']} ({info['accelerator']})",
+            "machine": f"{info['cpu']}, {info['cpu_count']} cores",
+            "model.keras": f"{(folder / 'model.keras').stat().st_size / 2**20:.1f} MB"}
+
+
+def _verdict(value: float, target: float) -> str:
+    """`**met**`, or `**missed** by N points`."""
+    return "**met**" if value >= target else f"**missed** by {(target - value) * 100:.2f} points"
+
+
+def _targets(folder: Path) -> list[str]:
+    """Plain statements of which reproduction targets the runs in `folder` met, each measure on its own line.
+
+    Per model: the paper's way (the best epoch's accuracy on all test images, the test set choosing the epoch, as
+    Table 1 was made) and clean (PrivateTest accuracy at the epoch PublicTest chose), each against the paper's
+    number; its train accuracy against Table 1's (within TRAIN_ACCURACY_MARGIN). Runs that did not log per-epoch
+    test accuracies get the test accuracy of their checkpoint instead, said as such.
+    """
+    import pandas as pd
+
+    from .evaluation import paper_and_clean_accuracy
+
+    lines, reading, clean = [], {}, set()
+    for kind, name in MODELS.items():
+        metrics = json.loads((folder / kind / "metrics.json").read_text())
+        readings = paper_and_clean_accuracy(pd.read_csv(folder / kind / "history.csv"))
+        target = TARGETS[kind]
+        if readings is None:
+            acc = metrics["test_all_accuracy"]
+            reading[kind] = acc
+            lines.append(f"- {name}: {acc:.2%} on the {metrics['splits']['test_all']['n']:,} test images at the "
+                         f"checkpoint PublicTest chose, target {target:.1%}: {_verdict(acc, target)} (this run did "
+                         "not log its per-epoch test accuracies, so neither reading below can be given)")
+        else:
+            reading[kind] = readings["clean_accuracy"]
+            clean.add(kind)
+            lines += [f"- {name}, the paper's way (epoch {readings['paper_epoch']}, chosen by all test images): "
+                      f"{readings['paper_accuracy']:.2%}, target {target:.1%}: "
+                      f"{_verdict(readings['paper_accuracy'], target)}",
+                      f"- {name}, clean (PrivateTest at epoch {readings['clean_epoch']}, chosen by PublicTest): "
+                      f"{readings['clean_accuracy']:.2%}, target {target:.1%}: "
+                      f"{_verdict(readings['clean_accuracy'], target)}"]
+        train, paper_train = metrics["train_accuracy"], PAPER_TABLE1[kind]["train_accuracy"]
+        gap, margin = (paper_train - train) * 100, TRAIN_ACCURACY_MARGIN * 100
+        verdict = ("**met**" if abs(gap) <= margin else f"**missed** ({gap:.2f} points short)" if gap > 0
+                   else f"**missed** ({-gap:.2f} points above)")
+        lines.append(f"- {name}, train accuracy: {train:.2%}, target within {margin:.0f} points of the paper's "
+                     f"{paper_train:.2%}: {verdict}")
+    gain = (reading["se"] - reading["baseline"]) * 100
+    basis = "clean" if len(clean) == len(MODELS) else "at the checkpoints, all test images" if not clean else "mixed"
+    lines.append(f"- SE-CNN above the baseline: **{'yes' if gain > 0 else 'no'}** ({gain:+.2f} points, {basis}; "
+                 "see McNemar's test above for whether that is more than chance)")
+    return lines
+
+
+def _configuration(params: dict) -> str:
+    """A run's model and training choices where the paper is silent, in a few words (from run_info.json params)."""
+    filters = "-".join(str(f) for f in params.get("filters", FILTERS))
+    parts = [filters, f"dense {params.get('dense_units', DENSE_UNITS)}",
+             f"dense dropout {params.get('dense_dropout', DENSE_DROPOUT)}",
+             "batch norm" if params.get("batch_norm") else "no batch norm"]
+    if params.get("flip"):
+        parts.append("flips")
+    return ", ".join(parts) + f"; {params.get('schedule', 'plateau')} schedule, {params.get('epochs')} epochs at most"
+
+
+def _earlier_models(out: Path) -> list[str]:
+    """A section on the models published before these, kept in `out`/v1/ (none: no lines)."""
+    earlier = out / "v1"
+    if not all((earlier / kind / "metrics.json").is_file() for kind in MODELS):
+        return []
+    lines = ["## Earlier models (v1/)", "",
+             "The models published before these, kept in `v1/` with their run folders and README: the paper's text "
+             "taken literally, with the widths this project first chose.", "",
+             "| model | configuration | train acc | test acc (all test images, at the checkpoint) | PrivateTest acc |",
+             "|---|---|---:|---:|---:|"]
+    for kind, name in MODELS.items():
+        metrics = json.loads((earlier / kind / "metrics.json").read_text())
+        params = json.loads((earlier / kind / "run_info.json").read_text())["params"]
+        lines.append(f"| {name} | {_configuration(params)} | {metrics['train_accuracy']:.2%} | "
+                     f"{metrics['test_all_accuracy']:.2%} | {metrics['test_accuracy']:.2%} |")
+    return [*lines, ""]
+
+
+def _study_sections(results: Path = STUDY_RESULTS) -> list[str]:
+    """The width study's table and the seeds table, as their scripts wrote them (absent ones are left out)."""
+    lines = []
+    for name, title in (("study", "How the configuration was chosen: the width study"),
+                        ("seeds", "Seeds: the SE-CNN against the CNN")):
+        readme = results / name / "README.md"
+        if readme.is_file():
+            body = readme.read_text().split("\n", 1)[1].strip().replace("\n### ", "\n#### ")
+            lines += [f"## {title}", "", body, ""]
+    return lines
+
+
+def _notebook_figures(out: Path) -> list[str]:
+    """README lines embedding the figures that notebooks 06 to 08 wrote into `out`/figures, under their notebook."""
+    lines = []
+    for notebook in notebooks():
+        prefix = notebook.name[:3]
+        pngs = sorted((out / "figures").glob(f"{prefix}*.png")) if prefix != "05_" else []
+        if pngs:
+            lines += [f"### [{notebook.stem}]({notebook.name})", "",
+                      *[f"![{png.stem}](figures/{png.name})" for png in pngs], ""]
+    return lines
