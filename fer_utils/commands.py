@@ -43,7 +43,6 @@ def import_keras_quietly() -> None:
             os.close(saved)
 
 
-
 def load_data_once(path: str | None, **kwargs):
     """`data.load_data(path, **kwargs)` for a command: the synthetic-data banner, when it applies, printed once on
     stderr (not also as a Python warning)."""
@@ -53,7 +52,6 @@ def load_data_once(path: str | None, **kwargs):
     if data.synthetic:
         print(synthetic_banner(path), file=sys.stderr)
     return data
-
 
 
 def cmd_data_check(args: argparse.Namespace) -> int:
@@ -77,7 +75,6 @@ def cmd_data_check(args: argparse.Namespace) -> int:
     return 1 if report["problems"] else 0
 
 
-
 def cmd_train(args: argparse.Namespace) -> int:
     """Train one model and write its run folder."""
     import_keras_quietly()
@@ -99,7 +96,6 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-
 def _train(train, args: argparse.Namespace, data, out: Path) -> dict:
     """`train` with the CLI's options."""
     return train(args.model, data, out, epochs=args.epochs, seed=args.seed, protocol=args.protocol,
@@ -115,7 +111,6 @@ def _attention_options(args: argparse.Namespace) -> dict:
     return {k: v for k, v in {"attention": args.attention, "se_ratio": args.se_ratio}.items() if v is not None}
 
 
-
 def cmd_evaluate(args: argparse.Namespace) -> int:
     """Recompute a saved model's loss and accuracy on one split (the model as trained: no calibration)."""
     import_keras_quietly()
@@ -128,7 +123,6 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     label = f"{args.split} (flip TTA)" if args.tta else args.split
     print(f"{label}: loss {scores['loss']:.4f}  accuracy {scores['accuracy']:.4f}  (n={scores['n']})")
     return 0
-
 
 
 def cmd_calibrate(args: argparse.Namespace) -> int:
@@ -151,7 +145,6 @@ def cmd_calibrate(args: argparse.Namespace) -> int:
           f"{report['nll_before']:.4f} -> {report['nll_after']:.4f}, ECE {report['ece_before']:.4f} -> "
           f"{report['ece_after']:.4f}")
     return 0
-
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -184,7 +177,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     return run_pipeline(profile=profile, data=args.data, out=args.out, extra=extra, kernel=args.kernel, reuse=reuse)
 
 
-
 def cmd_publish(args: argparse.Namespace) -> int:
     """Publish two finished run folders (baseline/, se/) with figures, notebook 05 and README.md."""
     from .pipeline import notebooks
@@ -195,7 +187,6 @@ def cmd_publish(args: argparse.Namespace) -> int:
     notebooks()  # before the slow import: an install without the repository has no notebooks to publish
     import_keras_quietly()  # the models are rewritten here, without their optimizer state
     return publish(args.runs, out=args.out, data=args.data, kernel=args.kernel)
-
 
 
 def cmd_predict(args: argparse.Namespace) -> int:
