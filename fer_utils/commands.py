@@ -112,16 +112,17 @@ def _attention_options(args: argparse.Namespace) -> dict:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    """Recompute a saved model's loss and accuracy on one split (the model as trained: no calibration)."""
+    """Recompute a saved model's loss and accuracy on one split (the model as trained, no calibration, evaluated as a
+    float32 copy as metrics.json is)."""
     import_keras_quietly()
     from .evaluation import evaluate_split
     from .predict import load_fer_model
 
-    model = load_fer_model(args.model, calibrated=False)  # InputError naming the file when it is not one of ours
+    model = load_fer_model(args.model, calibrated=False, float32=True)  # InputError naming the file if not ours
     data = load_data_once(args.data, per_class=args.subset, seed=args.seed)
     scores = evaluate_split(model, data, args.split, args.tta)
     label = f"{args.split} (flip TTA)" if args.tta else args.split
-    print(f"{label}: loss {scores['loss']:.4f}  accuracy {scores['accuracy']:.4f}  (n={scores['n']})")
+    print(f"{label}: loss {scores['loss']:.4f}  accuracy {scores['accuracy']:.4f}  (n={scores['n']}, float32)")
     return 0
 
 

@@ -56,6 +56,29 @@ def evaluate_splits(model: keras.Model, data: FerData) -> tuple[dict, dict]:
     return metrics, predictions
 
 
+EVALUATION_PRECISION = "float32"
+"""The one precision every saved evaluation is computed in (metrics.json, predictions.npz, `evaluate`, the notebooks):
+a model trained in mixed bfloat16 computes in whatever the loading machine gives it (bf16 kernels round differently on
+another CPU or a GPU), enough to flip a few dozen near-tied images; a float32 copy answers the same everywhere."""
+
+
+def evaluate_checkpoint(model: keras.Model, data: FerData) -> tuple[dict, dict]:
+    """`evaluate_splits` of a trained model as a float32 copy (EVALUATION_PRECISION), whatever it was trained in.
+
+    Args:
+        model: a trained model (e.g. a run folder's model.keras, loaded); left unchanged.
+        data: the images it was trained on.
+
+    Returns:
+        (metrics, predictions) as evaluate_splits gives them; metrics also say `evaluated_in`.
+    """
+    from .explain import float32_copy
+
+    metrics, predictions = evaluate_splits(float32_copy(model), data)
+    metrics["evaluated_in"] = EVALUATION_PRECISION
+    return metrics, predictions
+
+
 def evaluate_split(model: keras.Model, data: FerData, split: str, tta: bool = False) -> dict[str, float]:
     """Loss and accuracy of `model` on one split, recomputed from the images (`tta`: see predict_proba)."""
     x, y = data.xy(split)

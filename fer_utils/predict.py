@@ -44,13 +44,15 @@ def published_model() -> Path:
     return repo_path(PUBLISHED_MODEL)
 
 
-def load_fer_model(path: str | os.PathLike | None = None, calibrated: bool = True):
+def load_fer_model(path: str | os.PathLike | None = None, calibrated: bool = True, float32: bool = False):
     """Load a trained emotion model and check that it is one of this course's.
 
     Args:
         path: a .keras file; None: the published model (`config.PUBLISHED_MODEL`).
         calibrated: apply the temperature in calibration.json beside the file, when there is one
             (fer_utils.calibration: same predicted classes, honest confidences).
+        float32: always a float32 copy, whatever the machine computes natively (`evaluate`: the published numbers
+            are float32 evaluations, `evaluation.EVALUATION_PRECISION`, reproduced the same on every machine).
     Returns:
         The keras.Model (input (None, 48, 48, 1) uint8 pixels, output (None, 7) softmax in CLASSES order); a float32
         copy (`explain.float32_copy`) where the precision it was trained in is not native here
@@ -80,7 +82,7 @@ def load_fer_model(path: str | os.PathLike | None = None, calibrated: bool = Tru
                          f"(the 7 emotions {', '.join(CLASSES)})")
     from .hardware import computes_natively
 
-    if not computes_natively(model):  # e.g. a mixed_bfloat16 model on a CPU or GPU without native bf16
+    if float32 or not computes_natively(model):  # e.g. a mixed_bfloat16 model on a CPU or GPU without native bf16
         from .explain import float32_copy
 
         model = float32_copy(model)

@@ -31,8 +31,8 @@ PUBLISHED_NOTEBOOKS = {"05_": {"models_dir": ".", "n_gallery": 0}, "06_": {"mode
 
 def publish(runs: str | Path, out: str | Path = PUBLISHED_DIR, data: str | None = None,
             kernel: str | None = None) -> int:
-    """Publish two finished runs into `out`: run folders (calibrated: `calibrate_published`), executed notebooks 05-08
-    and their figures, README.md.
+    """Publish two finished runs into `out`: run folders (evaluated in float32: `reevaluate_published`; calibrated:
+    `calibrate_published`), executed notebooks 05-08 and their figures, README.md.
 
     The executed notebooks show no faces (PUBLISHED_NOTEBOOKS): FER2013 images must not be committed. `data` is named,
     as given, in README's commands and given to the notebooks (05's leakage analysis, 06's FER+ and robustness
@@ -48,10 +48,14 @@ def publish(runs: str | Path, out: str | Path = PUBLISHED_DIR, data: str | None 
     Returns:
         0; 1 when a notebook failed (said on stderr, with where its partly executed copy is).
     """
+    from .data import load_data
+
     published = [nb for nb in notebooks() if nb.name[:3] in PUBLISHED_NOTEBOOKS]  # before anything is written
     out = Path(out).resolve()
     _publish_runs(runs, out)
-    calibrate_published(out, data)
+    images = load_data(data, quiet=True)
+    reevaluate_published(out, images)
+    calibrate_published(out, images)
     data_path = _notebook_data(data)
     if not _execute_published(published, out, data, data_path, kernel):
         return 1
@@ -83,21 +87,53 @@ def _publish_runs(runs: str | Path, out: Path) -> None:
             copy_file(Path(tmp, f"{kind}.keras"), out / kind / "model.keras")
 
 
-def calibrate_published(out: Path, data: str | None) -> None:
-    """Fit each published model's temperature (calibration.json, which `predict` applies) on `data`'s PublicTest.
+def reevaluate_published(out: Path, images) -> None:
+    """Re-evaluate each published model as a float32 copy and rewrite its metrics.json and predictions.npz with that
+    (`evaluation.evaluate_checkpoint`), so every published number comes from one precision on every machine.
+
+    A run evaluated in its training precision (runs before `evaluated_in`) keeps those numbers in metrics.json under
+    `training_precision_evaluation`; the checkpoint's epoch and the run's length are kept as they are.
+
+    Args:
+        out: the publish folder, holding baseline/ and se/ with their model.keras and metrics.json.
+        images: the data they were trained on (fer_utils.dataset.FerData).
+    """
+    import keras
+
+    from . import augment  # noqa: F401  (registers the augmentation layers a model may hold)
+    from .evaluation import EVALUATION_PRECISION, evaluate_checkpoint
+    from .runfolder import save_npz, write_json
+
+    for kind in MODELS:
+        folder = out / kind
+        before = json.loads((folder / "metrics.json").read_text())
+        metrics, predictions = evaluate_checkpoint(keras.models.load_model(folder / "model.keras", compile=False),
+                                                   images)
+        kept = {key: before[key] for key in ("model", "best_epoch", "epochs_run", "training_precision_evaluation")
+                if key in before}
+        if before.get("evaluated_in") != EVALUATION_PRECISION and "training_precision_evaluation" not in kept:
+            precision = json.loads((folder / "run_info.json").read_text()).get("precision")
+            kept["training_precision_evaluation"] = {"precision": precision, **{
+                key: value for key, value in before.items() if key.endswith(("_loss", "_accuracy"))}}
+        write_json(folder / "metrics.json", {**metrics, **kept})
+        save_npz(folder / "predictions.npz", **predictions)
+        print(f"{folder / 'metrics.json'}: test accuracy {metrics['test_all_accuracy']:.2%} on all test images, "
+              f"evaluated in {EVALUATION_PRECISION}")
+
+
+def calibrate_published(out: Path, images) -> None:
+    """Fit each published model's temperature (calibration.json, which `predict` applies) on PublicTest.
 
     A calibration.json left from models published earlier is removed first: it belongs to other weights.
 
     Args:
         out: the publish folder, holding baseline/ and se/ with their model.keras.
-        data: the data the notebooks get (FER2013 or "synthetic"); None: whatever `load_data` finds.
+        images: the data the notebooks get (FER2013 or the synthetic stand-in: fer_utils.dataset.FerData).
     """
     from .calibration import CALIBRATION, calibrate_run
-    from .data import load_data
 
     for kind in MODELS:
         Path(out, kind, CALIBRATION).unlink(missing_ok=True)
-    images = load_data(data, quiet=True)
     for kind in MODELS:
         report = calibrate_run(out / kind, images)
         print(f"{out / kind / CALIBRATION}: temperature {report['temperature']:.3f} (fitted on {images.source}'s "
@@ -217,7 +253,8 @@ def _targets(folder: Path) -> list[str]:
     """Plain statements of which reproduction targets the runs in `folder` met, each measure on its own line.
 
     Per model: the paper's way (the best epoch's accuracy on all test images, the test set choosing the epoch, as
-    Table 1 was made) and clean (PrivateTest accuracy at the epoch PublicTest chose), each against the paper's
+    Table 1 was made: from the per-epoch log, in the training precision) and clean (PrivateTest accuracy of the
+    checkpoint, the epoch PublicTest chose, as metrics.json evaluated it), each against the paper's
     number; its train accuracy against Table 1's (within TRAIN_ACCURACY_MARGIN). Runs that did not log per-epoch
     test accuracies get the test accuracy of their checkpoint instead, said as such.
     """
@@ -236,15 +273,16 @@ def _targets(folder: Path) -> list[str]:
             lines.append(f"- {name}: {acc:.2%} on the {metrics['splits']['test_all']['n']:,} test images at the "
                          f"checkpoint PublicTest chose, target {target:.1%}: {_verdict(acc, target)} (this run did "
                          "not log its per-epoch test accuracies, so neither reading below can be given)")
-        else:
-            reading[kind] = readings["clean_accuracy"]
+        else:  # clean: the checkpoint (PublicTest's epoch) as metrics.json evaluated it; the paper's way: the log
+            reading[kind] = metrics["test_accuracy"]
             clean.add(kind)
-            lines += [f"- {name}, the paper's way (epoch {readings['paper_epoch']}, chosen by all test images): "
-                      f"{readings['paper_accuracy']:.2%}, target {target:.1%}: "
+            precision = json.loads((folder / kind / "run_info.json").read_text()).get("precision", "float32")
+            lines += [f"- {name}, the paper's way (epoch {readings['paper_epoch']}, chosen by all test images; "
+                      f"per-epoch log, in {precision}): {readings['paper_accuracy']:.2%}, target {target:.1%}: "
                       f"{_verdict(readings['paper_accuracy'], target)}",
-                      f"- {name}, clean (PrivateTest at epoch {readings['clean_epoch']}, chosen by PublicTest): "
-                      f"{readings['clean_accuracy']:.2%}, target {target:.1%}: "
-                      f"{_verdict(readings['clean_accuracy'], target)}"]
+                      f"- {name}, clean (PrivateTest at epoch {metrics['best_epoch']}, chosen by PublicTest; "
+                      f"{metrics.get('evaluated_in', precision)}): {reading[kind]:.2%}, target {target:.1%}: "
+                      f"{_verdict(reading[kind], target)}"]
         train, paper_train = metrics["train_accuracy"], PAPER_TABLE1[kind]["train_accuracy"]
         gap, margin = (paper_train - train) * 100, TRAIN_ACCURACY_MARGIN * 100
         verdict = ("**met**" if abs(gap) <= margin else f"**missed** ({gap:.2f} points short)" if gap > 0

@@ -29,7 +29,7 @@ from .config import (BATCH_SIZE, CLASSES, EARLY_STOPPING_PATIENCE, LABEL_SMOOTHI
                      PRECISION, PROTOCOL, PROTOCOLS, REDUCE_LR_FACTOR, REDUCE_LR_MIN, REDUCE_LR_PATIENCE, SCHEDULE,
                      SCHEDULES, WEIGHT_DECAY)
 from .dataset import FerData
-from .evaluation import evaluate_splits
+from .evaluation import evaluate_checkpoint
 from .hardware import accelerator, environment, resolve_precision
 from .locking import one_writer
 from .models import build_model, compile_model
@@ -300,7 +300,8 @@ def _record_settings(callbacks: list[keras.callbacks.Callback], settings: dict) 
 
 def _write_results(out: Path, data: FerData, settings: dict, epochs_before_resume: int,
                    fit_seconds: float | None) -> dict:
-    """Evaluate the best checkpoint of a trained run folder; write metrics.json, predictions.npz, then run_info.json.
+    """Evaluate the best checkpoint of a trained run folder (as a float32 copy: `evaluation.evaluate_checkpoint`);
+    write metrics.json, predictions.npz, then run_info.json.
 
     Args:
         out: the run folder, its training done.
@@ -313,7 +314,7 @@ def _write_results(out: Path, data: FerData, settings: dict, epochs_before_resum
         The metrics written to metrics.json.
     """
     best = keras.models.load_model(out / "model.keras")
-    metrics, predictions = evaluate_splits(best, data)
+    metrics, predictions = evaluate_checkpoint(best, data)  # in float32, whatever it trained in
     history = _read_history(out / HISTORY)
     metrics.update(model=settings["params"]["model"], best_epoch=int(np.argmax(history["val_accuracy"])) + 1,
                    epochs_run=len(history["val_accuracy"]))

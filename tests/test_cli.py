@@ -95,7 +95,8 @@ def test_evaluate_command_agrees_with_metrics_json(cli_run, fer_files, capsys):
     _, out = cli_run
     capsys.readouterr()
     assert main(["evaluate", str(out / "model.keras"), "--data", str(fer_files.zip), "--split", "test"]) == 0
-    printed = re.search(r"^test: loss (\S+)  accuracy (\S+)  \(n=(\d+)\)$", capsys.readouterr().out, re.MULTILINE)
+    printed = re.search(r"^test: loss (\S+)  accuracy (\S+)  \(n=(\d+), float32\)$", capsys.readouterr().out,
+                        re.MULTILINE)
     metrics = json.loads((out / "metrics.json").read_text())
     assert printed, "evaluate printed no 'test: loss ... accuracy ...' line"
     assert printed[2] == f"{metrics['test_accuracy']:.4f}"
@@ -108,7 +109,8 @@ def test_evaluate_command_with_tta_says_so(cli_run, fer_files, capsys):
     _, out = cli_run
     capsys.readouterr()
     assert main(["evaluate", str(out / "model.keras"), "--data", str(fer_files.zip), "--split", "test", "--tta"]) == 0
-    assert re.search(r"^test \(flip TTA\): loss \S+  accuracy \S+  \(n=\d+\)$", capsys.readouterr().out, re.MULTILINE)
+    assert re.search(r"^test \(flip TTA\): loss \S+  accuracy \S+  \(n=\d+, float32\)$", capsys.readouterr().out,
+                     re.MULTILINE)
 
 
 def test_train_profile_gives_the_profiles_settings():

@@ -62,11 +62,11 @@ def test_evaluate_under_jax_recomputes_the_run_s_test_scores_as_tensorflow_does(
 
     done = fer_utils_under_jax("evaluate", str(jax_run / "model.keras"), "--data", str(fer_files.zip), "--split",
                                "test")
-    loss, accuracy, n = re.search(r"test: loss (\S+)  accuracy (\S+)  \(n=(\d+)\)", done.stdout).groups()
+    loss, accuracy, n = re.search(r"test: loss (\S+)  accuracy (\S+)  \(n=(\d+), float32\)", done.stdout).groups()
     metrics = json.loads((jax_run / "metrics.json").read_text())
     assert float(loss) == pytest.approx(metrics["test_loss"], abs=1e-4)
     assert float(accuracy) == pytest.approx(metrics["test_accuracy"], abs=1e-4)
-    here = evaluate_split(load_fer_model(jax_run / "model.keras", calibrated=False),  # this process: TensorFlow
+    here = evaluate_split(load_fer_model(jax_run / "model.keras", calibrated=False, float32=True),  # TensorFlow here
                           load_data(fer_files.zip, quiet=True), "test")
     assert (here["loss"], here["accuracy"], here["n"]) == (pytest.approx(float(loss), abs=1e-3),
                                                            pytest.approx(float(accuracy), abs=1e-4), int(n))

@@ -64,18 +64,48 @@ def test_publish_copies_both_run_folders_without_the_training_backup(published):
 
 
 @pytest.mark.slow  # finished_runs trains two models
-def test_publishing_fits_a_new_temperature_in_place_of_a_stale_one(finished_runs, tmp_path):
+def test_publishing_fits_a_new_temperature_in_place_of_a_stale_one(finished_runs, tiny_synthetic, tmp_path):
     from fer_utils.calibration import load_temperature
 
     pipeline.copy_runs(finished_runs, tmp_path)
     stale = {"temperature": 123.0, "data_source": "models published earlier"}
     for kind in pipeline.MODELS:
         (tmp_path / kind / "calibration.json").write_text(json.dumps(stale))
-    publish.calibrate_published(tmp_path, "synthetic")
+    publish.calibrate_published(tmp_path, tiny_synthetic)
     for kind in pipeline.MODELS:
         report = json.loads((tmp_path / kind / "calibration.json").read_text())
         assert report["temperature"] != 123.0 and "synthetic" in report["data_source"].lower()
         assert load_temperature(tmp_path / kind / "model.keras") == pytest.approx(report["temperature"])
+
+
+@pytest.mark.slow  # finished_runs trains two models
+def test_publishing_reevaluates_in_float32_and_keeps_the_training_time_numbers(finished_runs, tiny_synthetic,
+                                                                               tmp_path):
+    # Breaks if publish kept a run's training-precision evaluation (bf16 answers differ from machine to machine),
+    # threw those numbers away, or let metrics.json and predictions.npz disagree.
+    import numpy as np
+
+    pipeline.copy_runs(finished_runs, tmp_path)
+    trained = {}
+    for kind in pipeline.MODELS:  # as a run evaluated in its training precision wrote it
+        metrics = json.loads((tmp_path / kind / "metrics.json").read_text())
+        metrics.pop("evaluated_in")
+        metrics["test_all_accuracy"] = 0.123
+        (tmp_path / kind / "metrics.json").write_text(json.dumps(metrics))
+        np.savez(tmp_path / kind / "predictions.npz", probs=np.zeros((1, 7)))
+        trained[kind] = metrics
+    publish.reevaluate_published(tmp_path, tiny_synthetic)
+    for kind in pipeline.MODELS:
+        metrics = json.loads((tmp_path / kind / "metrics.json").read_text())
+        predictions = np.load(tmp_path / kind / "predictions.npz")
+        assert metrics["evaluated_in"] == "float32"
+        assert metrics["training_precision_evaluation"]["test_all_accuracy"] == 0.123
+        assert metrics["training_precision_evaluation"]["precision"] == "float32"  # what run_info.json says
+        assert (metrics["best_epoch"], metrics["epochs_run"]) == (trained[kind]["best_epoch"],
+                                                                  trained[kind]["epochs_run"])
+        assert len(predictions["labels"]) == tiny_synthetic.mask("test_all").sum()
+        right = predictions["probs"].argmax(1) == predictions["labels"]
+        assert metrics["test_all_accuracy"] == pytest.approx(right.mean(), abs=1e-12)
 
 
 @pytest.mark.slow

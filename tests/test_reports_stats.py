@@ -180,17 +180,26 @@ def results_section() -> str:
 
 
 def readings(history: pd.DataFrame) -> tuple[float, float]:
-    """Table 1 both ways, computed here: (the paper's way: the best epoch on all test images; clean: PrivateTest at
-    the epoch with the best PublicTest accuracy)."""
+    """Table 1 both ways from a per-epoch log, computed here: (the paper's way: the best epoch on all test images;
+    clean: PrivateTest at the epoch with the best PublicTest accuracy)."""
     return (float(history["test_all_accuracy"].max()),
             float(history["private_test_accuracy"][history["public_test_accuracy"].idxmax()]))
+
+
+def published_readings(run: dict) -> tuple[float, float]:
+    """Table 1 both ways as published: the paper's way from the per-epoch log (only it has every epoch), clean from
+    the checkpoint's float32 evaluation (metrics.json), which must be the epoch PublicTest chose."""
+    history, metrics = run["history"], run["metrics"]
+    assert metrics["evaluated_in"] == "float32"
+    assert metrics["best_epoch"] == int(history["public_test_accuracy"].idxmax()) + 1
+    return readings(history)[0], metrics["test_accuracy"]
 
 
 @pytest.mark.parametrize("kind, name", [("baseline", "CNN"), ("se", "SE-CNN")])
 def test_readme_results_table_is_the_published_runs(published, results_section, kind, name):
     # Breaks when a model in reports/ is replaced and README.md keeps the old numbers (or the other way round).
     m = published[kind]["metrics"]
-    paper_way, clean = readings(published[kind]["history"])
+    paper_way, clean = published_readings(published[kind])
     row = number(rf"\n\| {re.escape(name)} \| (\S+) \| (\S+) \| (\S+) \| (\S+) \| (\S+) \|", results_section)
     assert row == [f"{paper_way:.2%}", f"{clean:.2%}", f"{m['test_all_accuracy']:.2%}", f"{m['train_accuracy']:.2%}",
                    f"{PAPER_TABLE1[kind]['test_accuracy']:.2%}"]
@@ -203,9 +212,74 @@ def test_readme_gain_and_p_value_are_the_published_ones(published, results_secti
     se_right = published["se"]["predicted"] == labels
     gain = 100 * (se_right.mean() - base_right.mean())
     p = exact_mcnemar(int((base_right & ~se_right).sum()), int((~base_right & se_right).sum()))
-    gain_text, p_text = number(r"by ([\d.]+) points \(McNemar's\s+exact\s+test,\s+p = ([\d.]+)\)", results_section)
-    assert gain_text == f"{gain:.2f}"
-    assert float(p_text) == pytest.approx(p, abs=0.5 * 10 ** -len(p_text.split(".")[1]))  # p to the digits shown
+    gain_text, p_text = number(r"SE-CNN minus the CNN: ([+-][\d.]+) points \(McNemar's\s+exact\s+test,\s+"
+                               r"p = ([\d.]+)\)", results_section)
+    assert gain_text == f"{gain:+.2f}"
+    decimals = max(len(p_text.partition(".")[2]), 2)  # "1" is read as p = 1.00
+    assert float(p_text) == pytest.approx(p, abs=0.5 * 10 ** -decimals)  # p to the digits shown
+
+
+def test_readme_privatetest_gain_and_p_value_are_the_published_ones(published, results_section):
+    labels, private = published["baseline"]["labels"], published["baseline"]["splits"] == "test"
+    base_right = (published["baseline"]["predicted"] == labels)[private]
+    se_right = (published["se"]["predicted"] == labels)[private]
+    gain = 100 * (se_right.mean() - base_right.mean())
+    p = exact_mcnemar(int((base_right & ~se_right).sum()), int((~base_right & se_right).sum()))
+    shown = number(r"On PrivateTest\s+alone\s+the\s+SE-CNN\s+is\s+([\d.]+)\s+points\s+ahead\s+\(p = ([\d.]+)\)",
+                   results_section)
+    assert gain > 0 and shown[0] == f"{gain:.2f}"
+    assert float(shown[1]) == pytest.approx(p, abs=0.5 * 10 ** -len(shown[1].split(".")[1]))
+
+
+def test_readme_precision_example_is_the_cnn_log_against_its_float32_evaluation(published, results_section):
+    # Breaks if the bf16 log and the float32 checkpoint were quoted at different epochs, or the images miscounted.
+    history, metrics = published["baseline"]["history"], published["baseline"]["metrics"]
+    logged = float(history["test_all_accuracy"][metrics["best_epoch"] - 1])
+    n = metrics["splits"]["test_all"]["n"]
+    images = round((metrics["test_all_accuracy"] - logged) * n)
+    shown = number(r"the CNN's bf16 log says (\S+) on\s+all\s+test\s+images,\s+its\s+float32\s+evaluation\s+(\S+)\s+"
+                   r"\((\d+)\s+images\s+of\s+([\d,]+)\)", results_section)
+    assert shown == [f"{logged:.2%}", f"{metrics['test_all_accuracy']:.2%}", str(abs(images)), f"{n:,}"]
+
+
+def notebook06_summary() -> str:
+    """The closing summary reports/06 printed (its lines from "Data: " on)."""
+    import nbformat
+
+    nb = nbformat.read(REPORTS / "06_where_the_networks_look.ipynb", 4)
+    texts = ["".join(o.get("text", "")) for c in nb.cells if c.cell_type == "code" for o in c.outputs]
+    return next(t[t.index("Data: "):] for t in texts if "Data: " in t)
+
+
+def test_readme_notebook06_paragraph_is_what_reports_06_printed(results_section):
+    # Breaks when notebook 06 is republished and README.md keeps the old Grad-CAM, occlusion, gate, FER+ or mirror
+    # numbers (each is looked up in 06's own summary, then in the README's sentence that quotes it).
+    summary = notebook06_summary()
+    text = " ".join(results_section.split())  # the README's lines are wrapped
+    cam = re.findall(r"(Baseline CNN|SE-CNN) nose \(([\d.]+)x; an untrained network of the same architecture: "
+                     r"([\d.]+)x\)", summary)
+    control = re.findall(r"(Baseline CNN|SE-CNN) nose \(([\d.]+)x the control's\)", summary)
+    (cnn, se), (cnn_c, se_c) = sorted(cam), sorted(control)
+    assert (f"nose ({cnn[1]}x a uniform map for the CNN, {se[1]}x for the SE-CNN)" in text
+            and f"puts {cnn[2]}x and {se[2]}x there" in text and f"{cnn_c[1]}x and {se_c[1]}x their control's" in text)
+    occ = number(r"Occlusion vs Grad-CAM \((\d+) faces\): median per-face correlation Baseline CNN ([\d.]+) .*?SE-CNN "
+                 r"([\d.]+) ", summary)
+    assert f"median r {occ[1]} and {occ[2]} on {occ[0]} faces" in text
+    block3 = number(r"block3_se ([\d.]+)% of a gate's variance", summary)[0]
+    fixed = number(r"test accuracy by \S+, \S+, -([\d.]+), -([\d.]+) points \(block1_se fixed", summary)
+    assert f"explains {block3}% of the variance" in text
+    assert f"costs {fixed[1]} points (block 3 alone: {fixed[0]})" in text
+    ferplus = number(r"differs from the FER2013 label on ([\d.]+%) of the ([\d,]+) test images that have one \(most "
+                     r"for fear: ([\d.]+%)\)", summary)
+    assert f"on {ferplus[0]} of the {ferplus[1]} test images that have one ({ferplus[2]} of \"fear\")" in text
+    agreed = number(r"SE-CNN: .*?>= 7 annotators agree \([\d,]+ images\): ([\d.]+%) against FER2013, ([\d.]+%) against "
+                    r"FER\+", summary)
+    assert f"SE-CNN scores {agreed[0]} against FER2013's labels and {agreed[1]} against FER+'s" in text
+    mirror = dict(re.findall(r"Robustness, (Baseline CNN|SE-CNN) .*?mirrored faces change accuracy by -([\d.]+) points",
+                             summary))
+    n_faces = number(r"n_robustness = (\d+)", (REPORTS / "06_where_the_networks_look.ipynb").read_text())[0]
+    assert (f"costs the CNN {mirror['Baseline CNN']} points and the SE-CNN {mirror['SE-CNN']} (on {int(n_faces):,} "
+            "test faces)") in text
 
 
 def test_readme_training_minutes_are_the_published_ones(published, results_section):
@@ -216,7 +290,7 @@ def test_readme_training_minutes_are_the_published_ones(published, results_secti
 def test_readme_shortfall_against_the_paper_is_the_published_one(published, results_section):
     # Both readings of each model against the paper's figure, as a range of whole points.
     gaps = [100 * (PAPER_TABLE1[k]["test_accuracy"] - reading) for k in KINDS
-            for reading in readings(published[k]["history"])]
+            for reading in published_readings(published[k])]
     shown = number(r"short\s+of\s+the\s+paper\s+by\s+(\d+)-(\d+)\s+points", results_section)
     low, high = (int(v) for v in shown)
     assert all(low <= round(g) <= high for g in gaps), gaps

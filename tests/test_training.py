@@ -300,8 +300,26 @@ def test_training_inputs_are_the_arrays_on_other_backends(monkeypatch):
 # --- precision -----------------------------------------------------------------------------------------
 
 
-def test_auto_precision_is_one_of_the_three_policies():
-    assert resolve_precision("auto") in ("float32", "mixed_bfloat16", "mixed_float16")
+@pytest.mark.parametrize("flags, native", [
+    ("fpu sse2 avx2 avx512f avx512_bf16", True),  # AVX512-BF16 (Cooper Lake, Zen 4)
+    ("fpu sse2 avx2 avx512f amx_bf16 amx_tile", True),  # AMX-BF16 (Sapphire Rapids)
+    ("fpu sse2 avx2 avx512f avx512bw avx512_vnni", False),  # AVX-512 without bf16 (Skylake-SP, Ice Lake)
+    (None, False),  # no /proc/cpuinfo (macOS, Windows)
+])
+def test_native_cpu_bf16_is_read_from_the_cpu_flags(monkeypatch, flags, native):
+    # The probe that the next test's table replaces by a stub. Breaks if bf16 were assumed from AVX-512 alone (auto
+    # would then train in emulated bf16, which is slow), or if a machine without /proc/cpuinfo made `auto` raise.
+    class CpuInfo:
+        def __init__(self, path):
+            assert str(path) == "/proc/cpuinfo"
+
+        def read_text(self):
+            if flags is None:
+                raise FileNotFoundError("/proc/cpuinfo")
+            return f"processor\t: 0\nflags\t\t: {flags}\n"
+
+    monkeypatch.setattr(hardware, "Path", CpuInfo)
+    assert hardware.cpu_has_bf16() is native
 
 
 @pytest.mark.parametrize("device, capability, bf16, expected", [
@@ -355,6 +373,22 @@ def bf16_model_file(tmp_path, callers_policy):
     build_model("se", filters=(4, 8, 8), dense_units=8).save(tmp_path / "model.keras")  # built under mixed_bfloat16
     keras.mixed_precision.set_global_policy("float32")
     return tmp_path / "model.keras"
+
+
+def test_a_checkpoint_is_evaluated_as_a_float32_copy_whatever_it_was_trained_in(bf16_model_file, tiny_synthetic):
+    # Breaks if metrics.json and predictions.npz followed the training precision (bf16 rounds differently on each
+    # machine), or if evaluating converted the caller's model in place.
+    from fer_utils import explain
+    from fer_utils.evaluation import evaluate_checkpoint
+
+    model = keras.models.load_model(bf16_model_file)
+    metrics, predictions = evaluate_checkpoint(model, tiny_synthetic)
+    assert metrics["evaluated_in"] == "float32"
+    assert {layer.dtype_policy.name for layer in model.layers[1:-1]} == {"mixed_bfloat16"}
+    rows = tiny_synthetic.mask("test_all")
+    expected = explain.load_float32(bf16_model_file).predict(tiny_synthetic.images[rows], verbose=0)
+    np.testing.assert_allclose(predictions["probs"], expected, rtol=1e-5, atol=1e-6)
+    assert metrics["test_all_accuracy"] == float((expected.argmax(1) == tiny_synthetic.labels[rows]).mean())
 
 
 @pytest.mark.parametrize("native", [False, True])
