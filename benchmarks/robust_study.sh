@@ -21,6 +21,24 @@ CONFIG=($("$PY" -c "
 from fer_utils.config import PAPER_CONFIG as c
 print('--filters', ','.join(map(str, c['filters'])), '--dense-units', c['dense_units'],
       '--dense-dropout', c['dense_dropout'], *(['--batch-norm'] if c['batch_norm'] else []))"))
+# Every row trains in the precision `se_ref` trained in (mixed_bfloat16 on a CPU with native bf16): a row in another
+# precision is not comparable, and a CPU without bf16 trains in float32 about 2.8 times slower (2026-12-02, AVX2 VM:
+# 357 s of training steps per epoch against se_ref's 128), past a session. FORCE=1 trains anyway.
+# shellcheck disable=SC2207
+PRECISIONS=($("$PY" -c "
+import json, pathlib
+from fer_utils.hardware import resolve_precision
+ref = pathlib.Path('$RESULTS/se_ref/run_info.json')
+print(json.loads(ref.read_text())['precision'] if ref.is_file() else '-', resolve_precision('auto'))" 2>/dev/null))
+REF_PRECISION=${PRECISIONS[0]:--}
+HERE_PRECISION=${PRECISIONS[1]:-unknown}
+if [ "$REF_PRECISION" != - ] && [ "$HERE_PRECISION" != "$REF_PRECISION" ] && [ "${FORCE:-0}" != 1 ]; then
+  echo "error: this machine trains in $HERE_PRECISION, the study's reference row se_ref in $REF_PRECISION" \
+       "($RESULTS/se_ref/run_info.json): rows would not be comparable (and float32 on a CPU is ~3x slower)." \
+       "Run the study where $REF_PRECISION is native (a CPU with avx512_bf16 or amx_bf16 in /proc/cpuinfo, or a" \
+       "GPU), or set FORCE=1." >&2
+  exit 2
+fi
 for row in "${@:-${ORDER[@]}}"; do
   [ -n "${ROWS[$row]:-}" ] || { echo "unknown row: $row (rows: ${ORDER[*]})" >&2; exit 2; }
   name=$row

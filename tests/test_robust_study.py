@@ -18,23 +18,25 @@ sys.path.insert(0, str(BENCH))
 pytestmark = pytest.mark.skipif(shutil.which("bash") is None, reason="the study scripts are bash")
 
 
-def study_run(tmp_path: Path, *rows: str) -> subprocess.CompletedProcess:
+def study_run(tmp_path: Path, *rows: str, precisions: str = "mixed_bfloat16 mixed_bfloat16",
+              **env: str) -> subprocess.CompletedProcess:
     """robust_study.sh ROWS in a copy of benchmarks/, with a stand-in Python that records the train command and
     writes the files a finished run folder holds (and that benchmarks/robustness.py writes)."""
     copy = tmp_path / "repo" / "benchmarks"
-    copy.mkdir(parents=True)
+    copy.mkdir(parents=True, exist_ok=True)
     for name in ("robust_study.sh", "robust_rows.sh"):
         shutil.copy2(BENCH / name, copy / name)
     fake = tmp_path / "python"
     fake.write_text('#!/usr/bin/env bash\n'
-                    'if [ "$1" = -c ]; then echo --filters 32,64,128 --dense-units 512 --dense-dropout 0.0 '
-                    '--batch-norm; exit 0; fi\n'
+                    'if [ "$1" = -c ]; then case "$2" in *resolve_precision*) echo "$STANDIN_PRECISIONS";; '
+                    '*) echo --filters 32,64,128 --dense-units 512 --dense-dropout 0.0 --batch-norm;; esac\n'
+                    'exit 0; fi\n'
                     'if [ "$1" = benchmarks/robustness.py ]; then touch "$2/robustness.csv"; exit 0; fi\n'
                     'out=${@: -1}; mkdir -p "$out"; echo "$@" > "$out/args"\n'
                     'for f in history.csv metrics.json run_info.json model.keras; do touch "$out/$f"; done\n')
     fake.chmod(0o755)
     env = {**os.environ, "PY": str(fake), "RUNS": str(tmp_path / "runs"), "DATA": "D",
-           "RESULTS": str(tmp_path / "results")}
+           "RESULTS": str(tmp_path / "results"), "STANDIN_PRECISIONS": precisions, **env}  # se_ref's, this machine's
     return subprocess.run(["bash", str(copy / "robust_study.sh"), *rows], env=env, capture_output=True, text=True)
 
 
@@ -48,6 +50,15 @@ def test_a_row_trains_paper_config_with_its_own_options_and_the_study_schedule(t
     assert args[args.index("--epochs") + 1] == "30" and args[args.index("--schedule") + 1] == "cosine"
     kept = sorted(p.name for p in (tmp_path / "results" / "se_photo").iterdir())
     assert kept == ["history.csv", "metrics.json", "robustness.csv", "run_info.json"]  # no weights in git
+
+
+def test_a_machine_that_trains_in_another_precision_than_se_ref_is_refused_unless_forced(tmp_path):
+    # Breaks if a row could be trained in float32 (a CPU without bf16: ~3x slower, past a session) and compared with
+    # rows trained in mixed_bfloat16.
+    done = study_run(tmp_path, "se_photo", precisions="mixed_bfloat16 float32")
+    assert done.returncode == 2 and not (tmp_path / "runs" / "se_photo").exists()
+    assert "trains in float32, the study's reference row se_ref in mixed_bfloat16" in done.stderr
+    assert study_run(tmp_path, "se_photo", precisions="mixed_bfloat16 float32", FORCE="1").returncode == 0
 
 
 def test_an_unknown_row_is_refused_naming_the_rows(tmp_path):
