@@ -5,7 +5,8 @@ the old one, so a reader (or a resumed run) sees the old file or the new one, ne
 backup is one folder that is replaced as a whole (`commit_backup`): weights, epoch, history rows and the best
 checkpoint of the same epoch, so a resumed run restores all of them from one instant (`resume_state`). Where the
 platform lacks a step (flushing a folder on Windows, hard links on FAT or exFAT), the step is skipped or done by
-copying. One process at a time writes into a folder: `locking.one_writer`.
+copying. One process at a time writes into a folder: `locking.one_writer`. Tests can end a process just before any
+of these renames, as a kill would (FER_UTILS_EXIT_BEFORE_REPLACE).
 """
 from __future__ import annotations
 
@@ -33,13 +34,41 @@ SETTINGS = "run_settings.json"
 (`run_settings.run_settings`), compared with those asked when the run is resumed."""
 _PAUSE_ENV = "FER_UTILS_PAUSE_IN_WRITES"
 """Tests only: seconds to sleep inside every atomic write (between the temporary file and the rename), so that a
-fault-injection test can kill a process in the middle of one."""
+test that kills a real process (tests/test_lifecycle.py) finds it in the middle of its epoch-end writes."""
+_EXIT_ENV = "FER_UTILS_EXIT_BEFORE_REPLACE"
+"""Tests only (fault injection): `N` or `N:NAME`. The process ends at once, as if killed, just before its Nth rename
+in this module, or its Nth rename from or onto a file or folder called NAME (e.g. `3:backup`, `1:metrics.json`),
+counted from 1 in each process. Every rename here goes through `_replace`: the one of each atomic write (onto the
+file written), both of a backup swap (`backup` onto `backup.old`, then the new folder onto `backup`), the one of a
+folder being deleted (from its name), and those of `resume_state`. The process writes one line on stderr naming the
+rename, then exits with status `EXIT_BEFORE_REPLACE_STATUS` through os._exit: no `finally` block, no atexit
+handler, so temporary files stay behind as after a SIGKILL. tests/test_crash_safety.py stops a run at chosen steps
+of its writes this way, the same steps on every machine, where a timed kill lands wherever it happens to. Counting by
+NAME keeps a step the same whether or not an epoch improved the checkpoint (which writes model.keras)."""
+EXIT_BEFORE_REPLACE_STATUS = 97
+"""The exit status of a process ended by FER_UTILS_EXIT_BEFORE_REPLACE (none that Python or a signal gives)."""
+_replaced: dict[str, int] = {}
+"""Renames made (or about to be) by `_replace` in this process: "" for all of them, else by the name renamed from
+or onto."""
 
 
 def _pause() -> None:
     delay = float(os.environ.get(_PAUSE_ENV, 0) or 0)
     if delay:
         time.sleep(delay)
+
+
+def _replace(source: Path, target: Path) -> None:
+    """`os.replace(source, target)`; first, the fault injection of FER_UTILS_EXIT_BEFORE_REPLACE."""
+    source, target = Path(source), Path(target)
+    for name in {"", source.name, target.name}:
+        _replaced[name] = _replaced.get(name, 0) + 1
+    count, _, name = os.environ.get(_EXIT_ENV, "").partition(":")
+    if count and name in ("", source.name, target.name) and _replaced[name] == int(count):
+        os.write(2, f"{_EXIT_ENV}={count}{':' if name else ''}{name}: exiting before renaming {source.name} to "
+                    f"{target.name}\n".encode())
+        os._exit(EXIT_BEFORE_REPLACE_STATUS)
+    os.replace(source, target)
 
 
 class RunFolderError(ValueError):
@@ -106,7 +135,7 @@ def replace_file(tmp: Path, path: Path) -> None:
     """Flush the finished temporary file `tmp` to disk and rename it over `path` (one atomic step)."""
     _fsync_path(tmp)
     _pause()
-    os.replace(tmp, path)
+    _replace(tmp, path)
     _fsync_path(path.parent)
 
 
@@ -213,8 +242,8 @@ def commit_backup(current: Path, write_into) -> None:
     _pause()
     if current.exists():
         remove_folder(old)
-        os.replace(current, old)
-    os.replace(new, current)
+        _replace(current, old)
+    _replace(new, current)
     _fsync_path(out)
     remove_folder(old)
 
@@ -273,7 +302,7 @@ def remove_folder(folder: Path) -> None:
         return
     trash = folder.with_name(f".{folder.name}.{os.getpid()}.trash")
     shutil.rmtree(trash, ignore_errors=True)
-    os.replace(folder, trash)
+    _replace(folder, trash)
     _fsync_path(folder.parent)
     shutil.rmtree(trash, ignore_errors=True)
 
@@ -331,7 +360,7 @@ def _restore_backup(out: Path, log) -> int | None:
             continue
         if candidate != current:
             remove_folder(current)
-            os.replace(candidate, current)
+            _replace(candidate, current)
         remove_folder(old)
         for kept, name in ((HISTORY, HISTORY), (BEST, "model.keras")):
             if (current / kept).exists():

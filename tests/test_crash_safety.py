@@ -1,12 +1,17 @@
-"""Crash-safe run folders: a run killed at any instant resumes, and never corrupts what it has written.
+"""Crash-safe run folders: a run stopped at any step of its writes resumes, and never corrupts what it has written.
 
-Each test names the broken implementation it catches.
+Atomic writes, Ctrl-C and the restoration of a backup are tested in-process, on states made here; a real `train`
+process is stopped before chosen renames of its writes by fault injection (FER_UTILS_EXIT_BEFORE_REPLACE, in
+fer_utils.runfolder: the same steps on every machine) and resumed each time; SIGTERM stops a real one cleanly. The
+suite's one real SIGKILL, which may land inside a write, is tests/test_lifecycle.py's. Each test names the broken
+implementation it catches.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -18,7 +23,7 @@ import keras
 import pandas as pd
 import pytest
 
-from fer_utils import runfolder, training
+from fer_utils import cli, runfolder, training
 from fer_utils.callbacks import TrainingInterrupted
 from fer_utils.evaluation import evaluate_split
 from fer_utils.runfolder import BACKUP, HISTORY, WEIGHTS, atomic_path, resume_state
@@ -195,18 +200,95 @@ def test_a_model_checkpoint_from_an_epoch_after_the_backup_is_replaced_by_the_ba
     assert (out / "model.keras").read_bytes() == (out / BACKUP / runfolder.BEST).read_bytes()
 
 
-# --- a real process, killed with SIGKILL at many instants ----------------------------------------------
+# --- a real process stopped at chosen steps of its writes (fault injection), resumed each time -----------------
 
-PAUSE = 0.15
-"""Seconds each atomic write pauses before its rename (FER_UTILS_PAUSE_IN_WRITES): wider windows for a kill to hit."""
-CLI = [sys.executable, "-m", "fer_utils", "train", "--model", "se", "--data", "synthetic", "--subset", "30",
-       "--epochs", "7", "--precision", "float32", "--filters", "8,16,32", "--dense-units", "32"]
+ARGS = ["train", "--model", "se", "--data", "synthetic", "--subset", "30", "--epochs", "4", "--precision", "float32",
+        "--filters", "8,16,32", "--dense-units", "32"]
+
+STOPS = [  # FER_UTILS_EXIT_BEFORE_REPLACE of each process in turn (each resumes the folder the previous one left),
+    # the rename it stops before, what that leaves half-done (process ids as PID), the epochs a rerun resumes from.
+    ("3:backup", "backup.PID.new to backup", ["backup.PID.new", "backup.old"], 1),  # epoch 2's swap, half-way:
+    # no backup/ at all, the previous one set aside as backup.old, the new one complete beside it
+    ("2:history.csv", ".history.csv.PID.partial to history.csv", [".history.csv.PID.partial"], 1),  # after the
+    # restore (1:history.csv), inside an epoch-end write: the new history.csv written, not yet renamed
+    ("2:backup.old", "backup.old to .backup.old.PID.trash", ["backup.old"], 2),  # the swap done, the old backup
+    # not yet deleted
+    ("1:predictions.npz", ".predictions.npz.PID.partial.npz to predictions.npz", [".predictions.npz.PID.partial.npz"],
+     4),  # fit finished, metrics.json written, predictions.npz and run_info.json not
+    ("1:backup", "backup to .backup.PID.trash", [], 4),  # every result written, the backup not yet deleted
+]
 
 
-def _start(out: Path, pause: float = PAUSE) -> subprocess.Popen:
-    env = dict(os.environ, FER_UTILS_PAUSE_IN_WRITES=str(pause), TF_CPP_MIN_LOG_LEVEL="2")
-    return subprocess.Popen([*CLI, "--out", str(out)], cwd=REPO, env=env, text=True,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+def _stop_at(step: str, out: Path) -> str:
+    """Run ARGS into `out` in a new process that ends itself before the rename `step`; its output."""
+    env = dict(os.environ, FER_UTILS_EXIT_BEFORE_REPLACE=step, TF_CPP_MIN_LOG_LEVEL="2")
+    done = subprocess.run([sys.executable, "-m", "fer_utils", *ARGS, "--out", str(out)], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == runfolder.EXIT_BEFORE_REPLACE_STATUS, done.stdout + done.stderr
+    return done.stdout + done.stderr
+
+
+def _half_done(out: Path) -> list[str]:
+    """What a write cut short leaves: temporary files of atomic writes, a backup swap's new or old folder, a folder
+    being deleted; process ids written PID."""
+    return sorted(re.sub(r"\.\d+\.", ".PID.", p.name) for p in out.iterdir()
+                  if ".partial" in p.name or p.name.startswith(f"{BACKUP}.") or p.name.endswith(".trash"))
+
+
+def _resumes_from(out: Path, tmp_path: Path) -> tuple[int, list[str]]:
+    """The epochs a rerun would resume `out` from and what it would report, found on a copy (left as it was)."""
+    copy = tmp_path / "resumed_copy"
+    shutil.rmtree(copy, ignore_errors=True)
+    shutil.copytree(out, copy)
+    lines = []
+    return resume_state(copy, log=lines.append), lines
+
+
+@pytest.mark.slow
+def test_a_run_stopped_at_each_step_of_its_writes_resumes_to_an_equal_model(tmp_path):
+    # Each process of the chain ends itself before one chosen rename (STOPS), as a kill would leave it; the next one
+    # resumes. Breaks if a step left no usable backup of the last complete epoch (a swap that deleted backup/ before
+    # renaming the new one in; a backup deleted before the results were written: the rerun would start afresh or
+    # retrain), if a rerun did not clear what was cut short, or if the chain's model differed from an uninterrupted
+    # run's. A kill inside a write itself (a torn file) is tests/test_lifecycle.py's real SIGKILL, and
+    # test_a_failed_write_leaves_the_old_file_and_no_temporary_file's.
+    reference = tmp_path / "uninterrupted"
+    assert cli.main([*ARGS, "--out", str(reference)]) == 0
+
+    out = tmp_path / "stopped"
+    for step, rename, left, epochs in STOPS:
+        text = _stop_at(step, out)
+        assert re.search(rf"exiting before renaming {re.escape(rename).replace('PID', r'[0-9]+')}$", text.strip()), text
+        assert "Traceback" not in text, text
+        assert _half_done(out) == left, step
+        assert _resumes_from(out, tmp_path) == (epochs, []), step  # nothing reported: no backup unusable, no restart
+    assert cli.main([*ARGS, "--out", str(out)]) == 0
+
+    assert _half_done(out) == [] and not (out / BACKUP).exists()
+    history = pd.read_csv(out / HISTORY)
+    assert history["epoch"].tolist() == list(range(4))
+    model = keras.models.load_model(out / "model.keras", safe_mode=True)
+    from fer_utils.data import load_data
+
+    data = load_data("synthetic", per_class=30, seed=0)
+    # model.keras is the epoch the history calls best: its PublicTest accuracy is that epoch's, to one image.
+    n_val = int((data.splits == "val").sum())
+    assert abs(evaluate_split(model, data, "val")["accuracy"] - history["val_accuracy"].max()) <= 1 / n_val
+    # Same quality as the uninterrupted run (same seed). A resumed run restarts its shuffling from the seed, so
+    # the two differ by noise: 0.15 is several standard errors on these few hundred PrivateTest images.
+    ref = json.loads((reference / "metrics.json").read_text())["test_accuracy"]
+    got = json.loads((out / "metrics.json").read_text())["test_accuracy"]
+    assert abs(got - ref) <= 0.15, (got, ref)
+
+
+# --- SIGTERM: a real process, stopped cleanly ------------------------------------------------------------------
+
+
+def _start(out: Path) -> subprocess.Popen:
+    """ARGS with 7 epochs (the last --epochs given counts), so that the run is still going when it is signalled."""
+    env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="2")
+    return subprocess.Popen([sys.executable, "-m", "fer_utils", *ARGS, "--epochs", "7", "--out", str(out)], cwd=REPO,
+                            env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
 
 
 def _rows(out: Path) -> int:
@@ -214,13 +296,6 @@ def _rows(out: Path) -> int:
         return len(pd.read_csv(out / HISTORY))
     except (OSError, ValueError, pd.errors.EmptyDataError):
         return 0
-
-
-def _writes_cut_short(out: Path) -> list[str]:
-    """What a kill left half-done: temporary files of atomic writes, a backup swap's new/old folder, a folder being
-    deleted (`runfolder.remove_folder`)."""
-    return sorted(p.name for p in out.iterdir()
-                  if ".partial" in p.name or p.name.startswith(f"{BACKUP}.") or p.name.endswith(".trash"))
 
 
 def _wait_for(condition, proc: subprocess.Popen, timeout: float = 240) -> bool:
@@ -236,56 +311,10 @@ def _wait_for(condition, proc: subprocess.Popen, timeout: float = 240) -> bool:
 
 
 @pytest.mark.slow
-def test_sigkill_at_any_instant_leaves_a_run_that_resumes_to_an_equal_model(tmp_path):
-    # Kills a real `train` right after each new history row, at offsets that land inside the epoch-end writes
-    # (history.csv, model.keras, the backup swap: each paused PAUSE s), then once while it writes its results.
-    # Breaks on Keras' own CSVLogger/ModelCheckpoint/BackupAndRestore (torn files: the rerun dies on a corrupt
-    # latest.weights.h5, or duplicates history rows) and on a backup deleted before the results are written.
-    reference = tmp_path / "uninterrupted"
-    proc = _start(reference, pause=0)
-    assert proc.wait(timeout=600) == 0, proc.stdout.read()
-
-    out, seen, outputs, cut_short = tmp_path / "killed", 0, [], []
-    for offset in (0.0, 0.05, 0.12, 0.2, 0.3, 0.4):
-        proc = _start(out)
-        if not _wait_for(lambda: _rows(out) > seen, proc):
-            break
-        seen = _rows(out)
-        time.sleep(offset)
-        proc.kill()
-        outputs.append(proc.communicate()[0])
-        cut_short.append(_writes_cut_short(out))
-    proc = _start(out)  # the last kill: while it writes metrics.json, predictions.npz and run_info.json
-    if _wait_for(lambda: (out / "metrics.json").exists(), proc):
-        proc.kill()
-    outputs.append(proc.communicate()[0])
-    final = _start(out)
-    outputs.append(final.communicate(timeout=600)[0])
-
-    assert final.returncode == 0, outputs[-1]
-    assert any(cut_short), "no kill landed inside an epoch-end write: widen PAUSE or the offsets"
-    assert not any("Traceback" in text for text in outputs), next(t for t in outputs if "Traceback" in t)
-    history = pd.read_csv(out / HISTORY)
-    assert history["epoch"].tolist() == list(range(7))
-    model = keras.models.load_model(out / "model.keras", safe_mode=True)
-    from fer_utils.data import load_data
-
-    data = load_data("synthetic", per_class=30, seed=0)
-    # model.keras is the epoch the history calls best: its PublicTest accuracy is that epoch's, to one image.
-    n_val = int((data.splits == "val").sum())
-    assert abs(evaluate_split(model, data, "val")["accuracy"] - history["val_accuracy"].max()) <= 1 / n_val
-    # Same quality as the uninterrupted run (same seed). A resumed run restarts its shuffling from the seed, so
-    # the two differ by noise: 0.15 is several standard errors on these few hundred PrivateTest images.
-    ref = json.loads((reference / "metrics.json").read_text())["test_accuracy"]
-    got = json.loads((out / "metrics.json").read_text())["test_accuracy"]
-    assert abs(got - ref) <= 0.15, (got, ref)
-
-
-@pytest.mark.slow
 def test_sigterm_stops_the_cli_with_exit_130_and_the_command_to_resume(tmp_path):
     # Breaks if SIGTERM killed the process outright (exit -15, no message) or the hint lost the command.
     out = tmp_path / "run"
-    proc = _start(out, pause=0)
+    proc = _start(out)
     assert _wait_for(lambda: _rows(out) >= 1, proc)
     proc.send_signal(signal.SIGTERM)
     text = proc.communicate(timeout=120)[0]

@@ -318,16 +318,28 @@ def test_data_error_lists_layout_and_image_problems_together(fer_tree):
     assert corrupt in problems and unprefixed in problems
 
 
-BAD_CSVS = {  # id: (column to spoil in the second row, i.e. line 3, its value, the expected problem)
-    "missing-column": (None, None, "missing column(s) Usage"),
-    "2300-pixels": ("pixels", " ".join(["0"] * 2300), "row 3: 2300 pixel values, expected 2304"),
+BAD_CSVS = {  # id: (column spoilt in the second data row, i.e. line 3 (None: the Usage column left out), its value,
+    # the whole problem reported after the file's path)
+    "missing-column": (None, None, "missing column(s) Usage; found ['emotion', 'pixels']"),
+    "emotion-word": ("emotion", "happy", "row 3: emotion 'happy' is not an integer"),
+    "emotion-empty": ("emotion", "", "row 3: emotion '' is not an integer"),
+    "emotion-float": ("emotion", "3.0", "row 3: emotion '3.0' is not an integer"),
     "label-7": ("emotion", 7, "row 3: emotion 7 outside 0..6"),
-    "unknown-usage": ("Usage", "Validation", "row 3: unknown Usage 'Validation'"),
+    "unknown-usage": ("Usage", "Validation",
+                      "row 3: unknown Usage 'Validation' (expected Training, PublicTest, PrivateTest)"),
+    "pixel-word": ("pixels", "12 x 7", "row 3: pixels are not all integers"),
+    "pixel-float": ("pixels", " ".join(["1.5"] * 2304), "row 3: pixels are not all integers"),
+    "pixel-256": ("pixels", " ".join(["256"] + ["0"] * 2303), "row 3: pixel values outside 0..255"),
+    "pixel-negative": ("pixels", " ".join(["0"] * 2303 + ["-1"]), "row 3: pixel values outside 0..255"),
+    "2300-pixels": ("pixels", " ".join(["0"] * 2300), "row 3: 2300 pixel values, expected 2304"),
+    "no-pixels": ("pixels", "", "row 3: 0 pixel values, expected 2304"),
 }
 
 
 @pytest.mark.parametrize("field, value, problem", list(BAD_CSVS.values()), ids=list(BAD_CSVS))
 def test_bad_csv_raises_data_error_naming_file_row_and_problem(tmp_path, fer_files, field, value, problem):
+    # Breaks if int()/np.array() errors escaped as a bare ValueError, if 256 wrapped round to 0 in the uint8 cast,
+    # or if the problem lost its file or row.
     rows = [csv_row(r) for r in fer_files.records[:3]]
     columns = ("emotion", "pixels") if field is None else ("emotion", "pixels", "Usage")
     if field is not None:
@@ -335,8 +347,23 @@ def test_bad_csv_raises_data_error_naming_file_row_and_problem(tmp_path, fer_fil
     path = write_csv(tmp_path / "fer2013.csv", rows, columns)
     with pytest.raises(DataError) as raised:
         read_fer2013(path)
-    (only,) = raised.value.problems
-    assert str(path) in only and problem in only
+    assert raised.value.problems == [f"{path}: {problem}"]
+
+
+def test_a_csv_with_only_its_header_has_no_rows(tmp_path):
+    # Breaks if an empty table came back as an empty FerData (np.stack of nothing raises a bare ValueError).
+    path = write_csv(tmp_path / "fer2013.csv", [])
+    with pytest.raises(DataError) as raised:
+        read_fer2013(path)
+    assert raised.value.problems == [f"{path}: no rows"]
+
+
+def test_an_empty_csv_file_is_missing_every_column(tmp_path):
+    path = tmp_path / "fer2013.csv"
+    path.write_text("")
+    with pytest.raises(DataError) as raised:
+        read_fer2013(path)
+    assert raised.value.problems == [f"{path}: missing column(s) emotion, pixels, Usage; found None"]
 
 
 def test_csv_data_error_lists_every_bad_row(tmp_path, fer_files):

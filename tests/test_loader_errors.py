@@ -1,7 +1,9 @@
 """The loader's and the CLI's error branches that tests/test_data.py and tests/test_run_params.py leave out.
 
-Every bad input is a DataError naming the file (and row) and the problem; `-p` values reach the notebooks with the
-types papermill would give them; an unknown profile stops before anything runs. Each test names what it catches.
+An image tree (folder or zip) with a misplaced or foreign file, more than 20 problems, no splits or two wrapper
+folders is a DataError naming each file and problem (a bad fer2013.csv is tests/test_data.py's); `-p` values reach
+the notebooks with the types papermill would give them; an unknown profile stops before anything runs. Each test
+names what it catches.
 """
 
 from __future__ import annotations
@@ -9,52 +11,10 @@ from __future__ import annotations
 import shutil
 
 import pytest
-from conftest import csv_row, image_bytes, write_csv, zip_folder
+from conftest import image_bytes, zip_folder
 
 from fer_utils import cli, pipeline
 from fer_utils.data import DataError, read_fer2013
-
-# --- fer2013.csv ----------------------------------------------------------------------------------------------
-
-BAD_CSV_VALUES = {  # id: (column spoilt in the second data row, i.e. line 3, its value, the expected problem)
-    "emotion-word": ("emotion", "happy", "row 3: emotion 'happy' is not an integer"),
-    "emotion-empty": ("emotion", "", "row 3: emotion '' is not an integer"),
-    "emotion-float": ("emotion", "3.0", "row 3: emotion '3.0' is not an integer"),
-    "pixel-word": ("pixels", "12 x 7", "row 3: pixels are not all integers"),
-    "pixel-float": ("pixels", " ".join(["1.5"] * 2304), "row 3: pixels are not all integers"),
-    "pixel-256": ("pixels", " ".join(["256"] + ["0"] * 2303), "row 3: pixel values outside 0..255"),
-    "pixel-negative": ("pixels", " ".join(["0"] * 2303 + ["-1"]), "row 3: pixel values outside 0..255"),
-    "no-pixels": ("pixels", "", "row 3: 0 pixel values, expected 2304"),
-}
-
-
-@pytest.mark.parametrize("field, value, problem", list(BAD_CSV_VALUES.values()), ids=list(BAD_CSV_VALUES))
-def test_a_bad_csv_value_is_named_with_its_file_row_and_problem(tmp_path, fer_files, field, value, problem):
-    # Breaks if int()/np.array() errors escaped as a bare ValueError, or 256 wrapped round to 0 in the uint8 cast.
-    rows = [csv_row(r) for r in fer_files.records[:3]]
-    rows[1][field] = value
-    path = write_csv(tmp_path / "fer2013.csv", rows)
-    with pytest.raises(DataError) as raised:
-        read_fer2013(path)
-    assert raised.value.problems == [f"{path}: {problem}"]
-
-
-def test_a_csv_with_only_its_header_has_no_rows(tmp_path):
-    # Breaks if an empty table came back as an empty FerData (np.stack of nothing raises a bare ValueError).
-    path = write_csv(tmp_path / "fer2013.csv", [])
-    with pytest.raises(DataError) as raised:
-        read_fer2013(path)
-    assert raised.value.problems == [f"{path}: no rows"]
-
-
-def test_an_empty_csv_file_is_missing_every_column(tmp_path):
-    path = tmp_path / "fer2013.csv"
-    path.write_text("")
-    with pytest.raises(DataError) as raised:
-        read_fer2013(path)
-    (only,) = raised.value.problems
-    assert only.startswith(f"{path}: missing column(s) emotion, pixels, Usage")
-
 
 # --- the image tree (folder and zip) ---------------------------------------------------------------------------
 
