@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import hashlib
-import json
 import re
 import sys
 from pathlib import Path
@@ -32,6 +31,7 @@ sys.path.insert(0, str(HERE.parent))
 from robustness import summary  # noqa: E402
 
 from fer_utils.config import SE_RATIO  # noqa: E402
+from fer_utils.evaluation import load_run, markdown_table  # noqa: E402
 
 RESULTS = HERE / "results" / "attention"
 ROWS_FILE = HERE / "attention_rows.sh"
@@ -110,9 +110,8 @@ def record(row: str, seed: int, attention: str, ratio: int | None, parameters: i
 
 def read_run(folder: Path) -> dict:
     """The `record` of one finished run folder of the study (robustness.csv and predicted.npz optional)."""
-    info = json.loads((folder / "run_info.json").read_text())
-    metrics = json.loads((folder / "metrics.json").read_text())
-    history = pd.read_csv(folder / "history.csv")
+    run = load_run(folder, predictions=False)
+    info, metrics, history = run["run_info"], run["metrics"], run["history"]
     params = info["params"]
     seed = int(params.get("seed", 0))
     row = folder.name[:-len(f"_s{seed}")] if seed and folder.name.endswith(f"_s{seed}") else folder.name
@@ -223,11 +222,9 @@ def markdown(table: pd.DataFrame) -> str:
             return f"{int(v):,}"
         return str(int(v)) if isinstance(v, (int, float, np.integer, np.floating)) and float(v).is_integer() else str(v)
 
-    cols = list(table.columns)
-    head = "| row | " + " | ".join(cols) + " |"
-    rule = "|---|" + "|".join("---" if c in ("attention", "verdict") else "---:" for c in cols) + "|"
-    body = [f"| {row} | " + " | ".join(cell(c, line[c]) for c in cols) + " |" for row, line in table.iterrows()]
-    return "\n".join([head, rule, *body])
+    shown = pd.DataFrame({c: [cell(c, v) for v in table[c]] for c in table.columns},
+                         index=pd.Index(table.index, name="row"))
+    return "\n".join(markdown_table(shown, right=[c for c in shown.columns if c not in ("attention", "verdict")]))
 
 
 def main(argv: list[str] | None = None) -> int:

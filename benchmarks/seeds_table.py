@@ -18,6 +18,8 @@ import pandas as pd
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from study_table import STUDY, study_rows  # noqa: E402
 
+from fer_utils.evaluation import markdown_table  # noqa: E402
+
 SEEDS = Path(__file__).resolve().parent / "results" / "seeds"
 MEASURES = ("PublicTest acc", "clean (PrivateTest)", "paper's way (all test)")
 
@@ -44,24 +46,20 @@ def markdown(pairs: pd.DataFrame) -> str:
     """Per-seed rows, then mean +- std per configuration, accuracies and gains in points."""
     lines = []
     for config, group in pairs.groupby("config"):
-        lines += [f"### {config} ({len(group)} seeds)", "",
-                  "| seed | " + " | ".join(f"CNN {m} | SE-CNN {m} | gain" for m in MEASURES) + " |",
-                  "|---:|" + "---:|" * (3 * len(MEASURES))]
-        for _, rec in group.sort_values("seed").iterrows():
-            cells = []
-            for m in MEASURES:
-                cells += [f"{100 * rec[f'CNN {m}']:.2f}%", f"{100 * rec[f'SE-CNN {m}']:.2f}%",
-                          f"{100 * rec[f'gain {m}']:+.2f}"]
-            lines.append(f"| {rec['seed']} | " + " | ".join(cells) + " |")
-        summary = []
+        group = group.sort_values("seed")
+        cells = {}  # column -> its cells: one per seed, then the mean
         for m in MEASURES:
+            for model in ("CNN", "SE-CNN"):
+                accuracies = group[f"{model} {m}"]
+                cells[f"{model} {m}"] = [f"{100 * a:.2f}%" for a in accuracies] + [f"{100 * accuracies.mean():.2f}%"]
             gains = 100 * group[f"gain {m}"]
             std = f" ± {gains.std(ddof=1):.2f}" if len(gains) > 1 else ""
-            summary += [f"{100 * group[f'CNN {m}'].mean():.2f}%", f"{100 * group[f'SE-CNN {m}'].mean():.2f}%",
-                        f"{gains.mean():+.2f}{std}"]
-        lines.append("| mean | " + " | ".join(summary) + " |")
+            cells[f"gain {m}"] = [f"{g:+.2f}" for g in gains] + [f"{gains.mean():+.2f}{std}"]
+        table = pd.DataFrame(cells, index=pd.Index([*map(str, group["seed"]), "mean"], name="seed"))
         wins = [f"{int((group[f'gain {m}'] > 0).sum())} of {len(group)} seeds on {m}" for m in MEASURES]
-        lines += ["", f"The SE-CNN is above the CNN in {', '.join(wins[:-1])} and {wins[-1]}.", ""]
+        lines += [f"### {config} ({len(group)} seeds)", "",
+                  *markdown_table(table, right=["seed", *cells], headers={f"gain {m}": "gain" for m in MEASURES}),
+                  "", f"The SE-CNN is above the CNN in {', '.join(wins[:-1])} and {wins[-1]}.", ""]
     return "\n".join(lines)
 
 

@@ -9,7 +9,6 @@ split that chooses anything here; the PrivateTest and all-test columns are read 
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -17,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from fer_utils.evaluation import paper_and_clean_accuracy  # noqa: E402
+from fer_utils.evaluation import load_run, markdown_table, paper_and_clean_accuracy  # noqa: E402
 
 STUDY = Path(__file__).resolve().parent / "results" / "study"
 
@@ -26,9 +25,8 @@ def study_rows(folder: Path = STUDY) -> pd.DataFrame:
     """One row per finished run folder under `folder` (history.csv, metrics.json, run_info.json)."""
     rows = []
     for run in sorted(p for p in folder.glob("*") if (p / "metrics.json").is_file()):
-        info = json.loads((run / "run_info.json").read_text())
-        metrics = json.loads((run / "metrics.json").read_text())
-        history = pd.read_csv(run / "history.csv")
+        loaded = load_run(run, predictions=False)
+        info, metrics, history = loaded["run_info"], loaded["metrics"], loaded["history"]
         params = info["params"]
         readings = paper_and_clean_accuracy(history) or {}
         rows.append({
@@ -61,10 +59,8 @@ def markdown(df: pd.DataFrame) -> str:
     for col in ("median s/epoch", "fastest epoch, train s"):
         shown[col] = shown[col].map(lambda v: "n/a" if pd.isna(v) else f"{v:.0f}")
     shown["parameters"] = shown["parameters"].map(lambda v: f"{v:,}")
-    head = "| " + " | ".join(shown.columns) + " |"
-    rule = "|" + "|".join("---" if c in ("row", "model", "filters") else "---:" for c in shown.columns) + "|"
-    body = ["| " + " | ".join(str(v) for v in row) + " |" for row in shown.itertuples(index=False)]
-    return "\n".join([head, rule, *body])
+    shown = shown.astype(str).set_index("row")
+    return "\n".join(markdown_table(shown, right=[c for c in shown.columns if c not in ("model", "filters")]))
 
 
 def main() -> int:

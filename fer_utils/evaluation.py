@@ -6,6 +6,7 @@ One function computes a split's numbers, so metrics.json, the CLI and the notebo
 from __future__ import annotations
 
 import json
+from collections.abc import Collection
 from pathlib import Path
 
 import keras
@@ -85,14 +86,17 @@ def evaluate_split(model: keras.Model, data: FerData, split: str, tta: bool = Fa
     return loss_and_accuracy(predict_proba(model, x, tta), y)
 
 
-def load_run(run_dir: str | Path) -> dict:
-    """A run folder's metrics, history, run info and test_all predictions."""
+def load_run(run_dir: str | Path, predictions: bool = True) -> dict:
+    """A run folder's metrics, history, run info and test_all predictions (None with `predictions=False`, for
+    folders kept without predictions.npz, such as the studies' rows)."""
     run_dir = Path(run_dir)
-    preds = np.load(run_dir / "predictions.npz")
+    preds = None
+    if predictions:
+        with np.load(run_dir / "predictions.npz") as npz:
+            preds = {k: npz[k] for k in npz.files}
     return dict(metrics=json.loads((run_dir / "metrics.json").read_text()),
                 run_info=json.loads((run_dir / "run_info.json").read_text()),
-                history=pd.read_csv(run_dir / "history.csv"),
-                predictions={k: preds[k] for k in preds.files}, path=run_dir)
+                history=pd.read_csv(run_dir / "history.csv"), predictions=preds, path=run_dir)
 
 
 def per_class_scores(labels: np.ndarray, predicted: np.ndarray) -> pd.DataFrame:
@@ -170,11 +174,21 @@ def paired_accuracy_difference(labels: np.ndarray, pred_a: np.ndarray, pred_b: n
             "samples": samples}
 
 
-def markdown_table(df: pd.DataFrame, formats: dict[str, str]) -> list[str]:
-    """A DataFrame (index included) as Markdown table lines; NaN shown as '-'."""
+def markdown_table(df: pd.DataFrame, formats: dict[str, str] | None = None, right: Collection[str] = (),
+                   headers: dict[str, str] | None = None) -> list[str]:
+    """A DataFrame (index included) as Markdown table lines; NaN shown as '-'.
+
+    Args:
+        df: the table; its index becomes the first column.
+        formats: {column: format spec} for float cells (default ".4f"); other cells are written with str().
+        right: the columns to right-align (`---:`), e.g. the numeric ones; the others are left as `---`.
+        headers: {column: the header shown instead of its name}, so two columns may show the same header.
+    """
     frame = df.reset_index()
-    header = [str(c) for c in frame.columns]
-    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    formats, headers = formats or {}, headers or {}
+    header = [headers.get(str(c), str(c)) for c in frame.columns]
+    rule = ["---:" if str(c) in right else "---" for c in frame.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join(rule) + "|"]
     for _, row in frame.iterrows():
         cells = []
         for col in frame.columns:

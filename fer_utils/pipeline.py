@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-from .config import MODELS, NOTEBOOK_DIR, PROFILES, PUBLISHED_DIR, SYNTHETIC_SMOKE, repo_path
+from .config import (MODELS, NOTEBOOK_DIR, PROFILES, PUBLISHED_DIR, SYNTHETIC_SMOKE, SYNTHETIC_SMOKE_NOTEBOOKS,
+                     repo_path)
 from .data import SYNTHETIC, resolve_data_path, synthetic_banner
 from .runfolder import copy_file
 
@@ -115,6 +116,9 @@ def copy_runs(source: str | Path, target: str | Path, overwrite: bool = True) ->
 KERNEL_ARGUMENTS = ["--IPKernelApp.capture_fd_output=False"]
 """ipykernel copies what C++ code writes to file descriptors 1 and 2 into the cell outputs by default; off, TensorFlow's
 start-up lines go to the kernel log (logs/<notebook>.kernel.log) instead of every executed notebook."""
+KERNEL_START_TIMEOUT = 600
+"""Seconds papermill waits for a notebook's kernel to start (papermill's default, 60, failed runs on a loaded 2-core
+machine)."""
 
 
 def _kernel_manager(log_path: Path):
@@ -159,7 +163,7 @@ def execute_notebook(nb: Path, target: Path, params: dict, kernel: str | None, l
                             kernel_name=kernel, progress_bar=sys.stderr.isatty(), log_output=False,
                             kernel_manager_class=_kernel_manager(
                                 Path(log_dir or target.parent / "logs") / f"{nb.stem}.kernel.log"),
-                            extra_arguments=KERNEL_ARGUMENTS)
+                            extra_arguments=KERNEL_ARGUMENTS, start_timeout=KERNEL_START_TIMEOUT)
     except PapermillExecutionError as err:
         print(f"    failed after {time.perf_counter() - start:.0f} s", flush=True)
         print(f"\nFAILED: {nb.name}, cell {err.exec_count} (execution count): {err.ename}: {err.evalue}\n"
@@ -169,12 +173,25 @@ def execute_notebook(nb: Path, target: Path, params: dict, kernel: str | None, l
     return True
 
 
-def run_parameters(profile: str, data: str | None, run_dir: str | Path, extra: dict[str, str] | None = None) -> dict:
-    """The parameters `run_pipeline` offers every notebook (each gets those it declares, via `papermill_parameters`):
-    the profile's (SYNTHETIC_SMOKE for smoke on the synthetic set), data_path, run_dir, then the `-p` overrides."""
+def smoke_samples(profile: str, data: str | None, notebook: str | Path) -> dict:
+    """The smaller samples `notebook` (a name or path) gets in the smoke run on the synthetic set
+    (SYNTHETIC_SMOKE_NOTEBOOKS); {} for any other notebook, profile or data."""
+    if profile != "smoke" or resolve_data_path(data) is not None:
+        return {}
+    name = Path(notebook).name
+    return {k: v for prefix, samples in SYNTHETIC_SMOKE_NOTEBOOKS.items() if name.startswith(prefix)
+            for k, v in samples.items()}
+
+
+def run_parameters(profile: str, data: str | None, run_dir: str | Path, extra: dict[str, str] | None = None,
+                   notebook: str | Path | None = None) -> dict:
+    """The parameters `run_pipeline` offers a notebook (it gets those it declares, via `papermill_parameters`):
+    the profile's (SYNTHETIC_SMOKE for smoke on the synthetic set), `notebook`'s `smoke_samples` where one is named,
+    data_path, run_dir, then the `-p` overrides."""
     synthetic = resolve_data_path(data) is None
     profile_params = SYNTHETIC_SMOKE if profile == "smoke" and synthetic else PROFILES[profile]
-    return {**profile_params, "data_path": data, "run_dir": str(run_dir),
+    samples = smoke_samples(profile, data, notebook) if notebook is not None else {}
+    return {**profile_params, **samples, "data_path": data, "run_dir": str(run_dir),
             **{k: _coerce(v) for k, v in (extra or {}).items()}}
 
 
@@ -202,13 +219,16 @@ def run_pipeline(profile: str = "smoke", data: str | None = None, out: str | Non
         print(synthetic_banner(data))
     print(f"Running {len(notebooks())} notebooks, profile {profile!r}, into {run_dir}")
     print(f"parameters: {params}", flush=True)
+    if any(smoke_samples(profile, data, nb) for nb in notebooks()):
+        print("the analysis notebooks use smaller samples on the synthetic set (config.SYNTHETIC_SMOKE_NOTEBOOKS; "
+              "each notebook's line below names its values)", flush=True)
     if reuse:
         copied = copy_runs(reuse, run_dir, overwrite=False)
         print(f"Reusing the runs in {Path(reuse).resolve()}: {len(copied)} run folder(s) copied into {run_dir}; "
               "notebooks 02 and 04 reuse a run only where it was trained with the same parameters on the same data, "
               "and otherwise say what differs and train anew.")
     for nb in notebooks():
-        if not execute_notebook(nb, run_dir / nb.name, params, kernel):
+        if not execute_notebook(nb, run_dir / nb.name, run_parameters(profile, data, run_dir, extra, nb), kernel):
             return 1
     print(f"\nAll notebooks ran. Results: {run_dir / 'results.md'}")
     return 0

@@ -21,6 +21,8 @@ TARGETS = {kind: row["test_accuracy"] for kind, row in PAPER_TABLE1.items()}
 """Test accuracy that a published reproduction aims at, both the paper's way and clean: Table 1's."""
 TRAIN_ACCURACY_MARGIN = 0.03
 """A reproduction's train accuracy should be within this of Table 1's (it shows the model fits as the paper's did)."""
+SIGNIFICANCE = 0.05
+"""McNemar's p below which README says whether the SE-CNN is above the baseline; at or above it: **not shown**."""
 STUDY_RESULTS = REPO_ROOT / "benchmarks" / "results"
 """Where the width study's and the seeds' tables are (benchmarks/study_table.py, benchmarks/seeds_table.py)."""
 PUBLISHED_NOTEBOOKS = {"05_": {"models_dir": ".", "n_gallery": 0}, "06_": {"models_dir": ".", "show_faces": False},
@@ -57,7 +59,7 @@ def publish(runs: str | Path, out: str | Path = PUBLISHED_DIR, data: str | None 
     reevaluate_published(out, images)
     calibrate_published(out, images)
     data_path = _notebook_data(data)
-    if not _execute_published(published, out, data, data_path, kernel):
+    if not _execute_published(published, out, data, data_path, kernel, runs):
         return 1
     results = out / "results.md"
     body = results.read_text().split("\n", 1)[1].lstrip("\n")  # without its title
@@ -149,9 +151,10 @@ def _notebook_data(data: str | None) -> str | None:
 
 
 def _execute_published(published: list[Path], out: Path, data: str | None, data_path: str | None,
-                       kernel: str | None) -> bool:
+                       kernel: str | None, runs: str | Path) -> bool:
     """Execute the published notebooks in `out` with PUBLISHED_NOTEBOOKS' parameters, then take this machine's paths
-    out of them (`scrub_paths`); False when one failed."""
+    out of them and out of the run folders' JSON files (`scrub_paths`; the runs' folder becomes RUNS, as README's
+    commands name it); False when one failed."""
     logs = Path(tempfile.mkdtemp(prefix="fer_publish_"))  # not in `out`: reports/ holds only what is published
     common = {"run_dir": ".", **({"data_path": data_path} if data_path else {})}  # papermill runs each in `out`
     for notebook in published:
@@ -160,26 +163,32 @@ def _execute_published(published: list[Path], out: Path, data: str | None, data_
             params["predict_out"] = str(logs / params["predict_out"])
         if not execute_notebook(notebook, out / notebook.name, params, kernel, log_dir=logs):
             return False
-    scrub_paths(out, {**({data_path: data} if data_path not in (None, data) else {}),
+    scrub_paths(out, {**({data_path: data} if data_path not in (None, data) else {}), str(Path(runs).resolve()): "RUNS",
                       str(logs): "<temporary folder>", f"{out}{os.sep}": "", str(out): ".", f"{REPO_ROOT}{os.sep}": "",
                       f"{REPO_ROOT.parent}{os.sep}": f"..{os.sep}"})  # beside the repository, e.g. ../shared/
     return True
 
 
+SCRUBBED = ("*.ipynb", "*/run_info.json", "*/calibration.json")
+"""The published files `scrub_paths` rewrites: the executed notebooks and the run folders' records (the training
+command, the data source)."""
+
+
 def scrub_paths(folder: Path, replacements: dict[str, str]) -> None:
-    """Rewrite the executed notebooks in `folder` without this machine's absolute paths (its data folder, temporary
-    folders, the repository's location), each replaced as `replacements` says, longest first.
+    """Rewrite the published files in `folder` (SCRUBBED) without this machine's absolute paths (its data folder,
+    the runs' folder, temporary folders, the repository's location), each replaced as `replacements` says, longest
+    first.
 
     Args:
-        folder: a folder of executed notebooks (*.ipynb), rewritten in place.
-        replacements: {absolute path as this machine spells it: what the published notebook says instead}.
+        folder: a publish folder: executed notebooks (*.ipynb) and run folders, rewritten in place.
+        replacements: {absolute path as this machine spells it: what the published file says instead}.
     """
     pairs = sorted(replacements.items(), key=lambda pair: -len(pair[0]))
-    for notebook in sorted(folder.glob("*.ipynb")):
-        text = notebook.read_text(encoding="utf-8")
+    for path in sorted(f for pattern in SCRUBBED for f in folder.glob(pattern)):
+        text = path.read_text(encoding="utf-8")
         for old, new in pairs:  # as printed, and as JSON writes it (backslashes doubled on Windows)
             text = text.replace(json.dumps(old)[1:-1], json.dumps(new)[1:-1]).replace(old, new)
-        write_text(notebook, text)
+        write_text(path, text)
 
 
 def _readme_lines(runs: str | Path, out: Path, data: str | None, tables: str, figures: str) -> list[str]:
@@ -232,10 +241,10 @@ def _command(run_info: dict) -> str:
 
 def _run_summary(kind: str, folder: Path) -> dict:
     """One row of the training-runs table: epochs, time, precision, machine, model size."""
-    import pandas as pd
+    from .evaluation import load_run
 
-    info = json.loads((folder / "run_info.json").read_text())
-    history = pd.read_csv(folder / "history.csv")
+    run = load_run(folder, predictions=False)
+    info, history = run["run_info"], run["history"]
     seconds = history["epoch_seconds"].sum() if "epoch_seconds" in history else info["fit_wall_seconds"]
     return {"model": MODELS[kind], "epochs run": info["epochs_run"], "best epoch": info["best_epoch"],
             "training time": f"{seconds / 60:.1f} min", "s/epoch": f"{seconds / len(history):.0f}",
@@ -258,14 +267,12 @@ def _targets(folder: Path) -> list[str]:
     number; its train accuracy against Table 1's (within TRAIN_ACCURACY_MARGIN). Runs that did not log per-epoch
     test accuracies get the test accuracy of their checkpoint instead, said as such.
     """
-    import pandas as pd
-
-    from .evaluation import paper_and_clean_accuracy
+    from .evaluation import load_run, paper_and_clean_accuracy
 
     lines, reading, clean = [], {}, set()
     for kind, name in MODELS.items():
-        metrics = json.loads((folder / kind / "metrics.json").read_text())
-        readings = paper_and_clean_accuracy(pd.read_csv(folder / kind / "history.csv"))
+        run = load_run(folder / kind, predictions=False)
+        metrics, readings = run["metrics"], paper_and_clean_accuracy(run["history"])
         target = TARGETS[kind]
         if readings is None:
             acc = metrics["test_all_accuracy"]
@@ -276,7 +283,7 @@ def _targets(folder: Path) -> list[str]:
         else:  # clean: the checkpoint (PublicTest's epoch) as metrics.json evaluated it; the paper's way: the log
             reading[kind] = metrics["test_accuracy"]
             clean.add(kind)
-            precision = json.loads((folder / kind / "run_info.json").read_text()).get("precision", "float32")
+            precision = run["run_info"].get("precision", "float32")
             lines += [f"- {name}, the paper's way (epoch {readings['paper_epoch']}, chosen by all test images; "
                       f"per-epoch log, in {precision}): {readings['paper_accuracy']:.2%}, target {target:.1%}: "
                       f"{_verdict(readings['paper_accuracy'], target)}",
@@ -289,11 +296,47 @@ def _targets(folder: Path) -> list[str]:
                    else f"**missed** ({-gap:.2f} points above)")
         lines.append(f"- {name}, train accuracy: {train:.2%}, target within {margin:.0f} points of the paper's "
                      f"{paper_train:.2%}: {verdict}")
-    gain = (reading["se"] - reading["baseline"]) * 100
-    basis = "clean" if len(clean) == len(MODELS) else "at the checkpoints, all test images" if not clean else "mixed"
-    lines.append(f"- SE-CNN above the baseline: **{'yes' if gain > 0 else 'no'}** ({gain:+.2f} points, {basis}; "
-                 "see McNemar's test above for whether that is more than chance)")
+    lines.append(_gain_line(folder, clean=len(clean) == len(MODELS)))
     return lines
+
+
+def _gain_line(folder: Path, clean: bool) -> str:
+    """Whether the SE-CNN is above the baseline, with McNemar's exact test on each reading.
+
+    The readings: clean (PrivateTest at each checkpoint; only when `clean`, both runs having logged the paper's way
+    too) and all test images at the checkpoints, each gain from metrics.json with its p from the runs' predictions.npz.
+    The verdict is the first reading's: **yes** or **no** only where p < SIGNIFICANCE, else **not shown**;
+    **untested** when the two runs have no predictions on the same images.
+    """
+    import numpy as np
+
+    from .evaluation import load_run, mcnemar
+
+    runs = {kind: load_run(folder / kind, predictions=(folder / kind / "predictions.npz").is_file()) for kind in MODELS}
+    base, se = runs["baseline"]["predictions"], runs["se"]["predictions"]
+    paired = base is not None and se is not None and np.array_equal(base["file_ids"], se["file_ids"])
+    readings = []  # (gain in points, McNemar's p or None, what, which images)
+    for key, split, what in ([("test_accuracy", "test", "clean")] if clean else []) + [
+            ("test_all_accuracy", None, "on all test images")]:
+        gain = 100 * (runs["se"]["metrics"][key] - runs["baseline"]["metrics"][key])
+        p = None
+        if paired:
+            keep = np.ones(len(base["labels"]), bool) if split is None else base["splits"] == split
+            p = mcnemar(base["labels"][keep], base["probs"][keep].argmax(1), se["probs"][keep].argmax(1))["p_value"]
+        readings.append((gain, p, what, "PrivateTest" if split == "test" else None))
+    gain, p = readings[0][:2]
+    if p is None:
+        verdict = "**untested** (no predictions of both runs on the same images)"
+    elif p >= SIGNIFICANCE:
+        verdict = f"**not shown** at the {SIGNIFICANCE} level of McNemar's exact test"
+    else:
+        verdict = (f"{'**yes**' if gain > 0 else '**no** (the baseline is ahead)'} at the {SIGNIFICANCE} level of "
+                   "McNemar's exact test")
+    details = []
+    for gain, p, what, images in readings:
+        notes = [note for note in (images, None if p is None else f"p = {p:.2g}") if note]
+        details.append(f"{gain:+.2f} points {what}" + (f" ({', '.join(notes)})" if notes else ""))
+    return f"- SE-CNN above the baseline: {verdict}: {'; '.join(details)}"
 
 
 def _configuration(params: dict) -> str:
@@ -312,17 +355,23 @@ def _earlier_models(out: Path) -> list[str]:
     earlier = out / "v1"
     if not all((earlier / kind / "metrics.json").is_file() for kind in MODELS):
         return []
-    lines = ["## Earlier models (v1/)", "",
-             "The models published before these, kept in `v1/` with their run folders and README: the paper's text "
-             "taken literally, with the widths this project first chose.", "",
-             "| model | configuration | train acc | test acc (all test images, at the checkpoint) | PrivateTest acc |",
-             "|---|---|---:|---:|---:|"]
+    import pandas as pd
+
+    from .evaluation import load_run, markdown_table
+
+    rows = {}
     for kind, name in MODELS.items():
-        metrics = json.loads((earlier / kind / "metrics.json").read_text())
-        params = json.loads((earlier / kind / "run_info.json").read_text())["params"]
-        lines.append(f"| {name} | {_configuration(params)} | {metrics['train_accuracy']:.2%} | "
-                     f"{metrics['test_all_accuracy']:.2%} | {metrics['test_accuracy']:.2%} |")
-    return [*lines, ""]
+        run = load_run(earlier / kind, predictions=False)
+        metrics, params = run["metrics"], run["run_info"]["params"]
+        rows[name] = {"configuration": _configuration(params), "train acc": metrics["train_accuracy"],
+                      "test acc (all test images, at the checkpoint)": metrics["test_all_accuracy"],
+                      "PrivateTest acc": metrics["test_accuracy"]}
+    table = pd.DataFrame.from_dict(rows, orient="index").rename_axis("model")
+    accuracies = list(table.columns[1:])
+    return ["## Earlier models (v1/)", "",
+            "The models published before these, kept in `v1/` with their run folders and README: the paper's text "
+            "taken literally, with the widths this project first chose.", "",
+            *markdown_table(table, dict.fromkeys(accuracies, ".2%"), right=accuracies), ""]
 
 
 def _study_sections(results: Path = STUDY_RESULTS) -> list[str]:

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import KAGGLE_CLASSES
 from scipy.stats import binomtest
 
-from fer_utils.evaluation import loss_and_accuracy, mcnemar, most_confused_pairs, per_class_scores, predict_proba
+from fer_utils.evaluation import (loss_and_accuracy, markdown_table, mcnemar, most_confused_pairs,
+                                  per_class_scores, predict_proba)
 
 
 def random_probs(rng, n):
@@ -85,3 +87,15 @@ def test_per_class_scores_match_counts_of_true_and_false_positives():
         recall = tp / n_true if n_true else 0.0
         f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
         assert scores.loc[cls].tolist() == pytest.approx([precision, recall, f1, n_true]), cls
+
+
+def test_markdown_table_right_aligns_only_the_columns_named():
+    table = pd.DataFrame({"model": ["CNN"], "filters": ["32-64-128"], "acc": [0.65]}).set_index("model")
+    lines = markdown_table(table, {"acc": ".2%"}, right=["acc"])
+    assert lines == ["| model | filters | acc |", "|---|---|---:|", "| CNN | 32-64-128 | 65.00% |"]
+
+
+def test_markdown_table_shows_two_columns_under_one_header():
+    table = pd.DataFrame({"seed": [0], "gain val": ["+1.00"], "gain test": ["-0.50"]}).set_index("seed")
+    lines = markdown_table(table, headers={"gain val": "gain", "gain test": "gain"})
+    assert lines[0] == "| seed | gain | gain |" and lines[2] == "| 0 | +1.00 | -0.50 |"

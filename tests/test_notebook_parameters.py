@@ -79,7 +79,7 @@ CASES = [(profile, data) for profile in PROFILES for data in ("synthetic", REAL_
                          ids=[f"{p}-{'synthetic' if d == 'synthetic' else 'real'}" for p, d in CASES]
                          + ["paper-real-overrides"])
 def test_every_profile_reaches_every_notebook_with_the_types_it_expects(notebook, profile, data, extra, tmp_path):
-    params = pipeline.run_parameters(profile, data, tmp_path, extra)
+    params = pipeline.run_parameters(profile, data, tmp_path, extra, notebook=notebook)  # with its smoke samples
     defaults, received, passed = rendered(notebook, params)
     assert passed, f"{notebook.name} receives no parameter"
     problems = []

@@ -1,6 +1,7 @@
 """Publishing finished runs (`python -m fer_utils publish`) and reusing them (`run --reuse`)."""
 
 import json
+import re
 
 import nbformat
 import pytest
@@ -169,14 +170,14 @@ def test_run_with_reuse_copies_finished_runs_before_the_notebooks(finished_runs,
 
 
 @pytest.mark.slow
-def test_published_notebooks_name_no_absolute_path_of_the_publishing_machine(published):
+def test_published_notebooks_and_run_records_name_no_absolute_path_of_the_publishing_machine(published):
     from fer_utils.config import REPO_ROOT
 
     _, out = published
-    for notebook in sorted(out.glob("*.ipynb")):
-        text = notebook.read_text(encoding="utf-8")
-        for path in (str(REPO_ROOT), str(out)):
-            assert path not in text, f"{notebook.name} names {path}"
+    for published_file in sorted(f for pattern in publish.SCRUBBED for f in out.glob(pattern)):
+        text = published_file.read_text(encoding="utf-8")
+        for path in (str(REPO_ROOT), str(out), str(REPO_ROOT.parent)):
+            assert path not in text, f"{published_file.relative_to(out)} names {path}"
 
 
 def test_scrub_paths_replaces_the_longest_path_first_and_json_escaped_ones(tmp_path):
@@ -185,3 +186,26 @@ def test_scrub_paths_replaces_the_longest_path_first_and_json_escaped_ones(tmp_p
     publish.scrub_paths(tmp_path, {"/srv/me": "", "/srv/me/data/fer.zip": "path/to/archive.zip",
                                     "C:\\Users\\me\\tmp": "<temporary folder>"})
     assert notebook.read_text() == '{"text": "data in path/to/archive.zip, repo , <temporary folder>\\\\x"}'
+
+
+def test_scrub_paths_rewrites_the_run_folders_records_too(tmp_path):
+    (tmp_path / "se").mkdir()
+    info = tmp_path / "se" / "run_info.json"
+    info.write_text(json.dumps({"command": "/srv/me/repo/fer_utils/__main__.py train --out /srv/me/runs/se",
+                                "data_source": "/srv/me/data/fer.zip"}))
+    publish.scrub_paths(tmp_path, {"/srv/me/runs": "RUNS", "/srv/me/repo/": "", "/srv/me/": "../"})
+    assert json.loads(info.read_text()) == {"command": "fer_utils/__main__.py train --out RUNS/se",
+                                            "data_source": "../data/fer.zip"}
+
+
+MACHINE_PATH = re.compile(r"(?<![\w.~])/(?:work|home|Users|tmp|root|mnt|srv|opt|private)/|\b[A-Za-z]:\\\\")
+"""An absolute path on a Linux, macOS or Windows machine (as JSON writes it), as a published file must not name."""
+
+
+def test_committed_reports_name_no_absolute_path_of_a_machine():
+    from fer_utils.config import REPO_ROOT
+
+    reports = REPO_ROOT / "reports"
+    for path in sorted(p for pattern in ("**/*.json", "**/*.md", "**/*.ipynb") for p in reports.glob(pattern)):
+        found = MACHINE_PATH.search(path.read_text(encoding="utf-8"))
+        assert found is None, f"{path.relative_to(REPO_ROOT)} names a machine's path: ...{found.group(0)}..."
