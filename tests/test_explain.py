@@ -91,6 +91,25 @@ def test_grad_cam_of_a_class_the_features_argue_against_is_empty():
     assert_zero(explain.grad_cam(quadrant_model(), bright_faces(), class_index=3))
 
 
+def test_grad_cam_is_the_recipe_in_one_eager_pass_whatever_the_batches():
+    # grad_cam takes the feature maps from a compiled predict, batch by batch: the maps must be the recipe's, computed
+    # here eagerly on all faces at once (breaks on features from another layer or faces and classes out of step).
+    keras.utils.set_random_seed(0)
+    model = build_model("se", filters=(4, 8, 16), dense_units=8)
+    x, classes = bright_faces(5), np.array([0, 1, 2, 3, 4])
+    scorer = explain.float32_copy(model, logits=True)
+    body, head = explain.split_model(scorer, explain.feature_layer(scorer))
+    feats = body(keras.ops.convert_to_tensor(x.astype(np.float32)), training=False)
+    onehot = keras.ops.one_hot(classes, 7)
+    _, grads = explain._value_and_gradient(lambda a: keras.ops.sum(head(a, training=False) * onehot, axis=-1), feats)
+    cam = np.maximum((grads.mean(axis=(1, 2), keepdims=True) * keras.ops.convert_to_numpy(feats)).sum(-1), 0)
+    up = np.maximum(keras.ops.convert_to_numpy(keras.ops.image.resize(cam[..., None], (48, 48)))[..., 0], 0)
+    top = up.reshape(len(up), -1).max(1)
+    expected = up / np.where(top > 0, top, 1)[:, None, None]
+    assert (top > 0).sum() >= 2  # some maps are not empty
+    np.testing.assert_allclose(explain.grad_cam(model, x, classes, batch_size=2), expected, atol=1e-5)
+
+
 def test_occlusion_hurts_only_inside_the_region_the_output_depends_on():
     maps = explain.occlusion_map(quadrant_model(), bright_faces(), class_index=np.zeros(3, int), patch=8, stride=4)
     assert maps.shape == (3, 48, 48)
