@@ -270,8 +270,9 @@ def _targets(folder: Path) -> list[str]:
     from .evaluation import load_run, paper_and_clean_accuracy
 
     lines, reading, clean = [], {}, set()
+    runs = {kind: load_run(folder / kind, predictions=(folder / kind / "predictions.npz").is_file()) for kind in MODELS}
     for kind, name in MODELS.items():
-        run = load_run(folder / kind, predictions=False)
+        run = runs[kind]
         metrics, readings = run["metrics"], paper_and_clean_accuracy(run["history"])
         target = TARGETS[kind]
         if readings is None:
@@ -296,23 +297,27 @@ def _targets(folder: Path) -> list[str]:
                    else f"**missed** ({-gap:.2f} points above)")
         lines.append(f"- {name}, train accuracy: {train:.2%}, target within {margin:.0f} points of the paper's "
                      f"{paper_train:.2%}: {verdict}")
-    lines.append(_gain_line(folder, clean=len(clean) == len(MODELS)))
+    lines.append(_gain_line(runs, clean=len(clean) == len(MODELS)))
     return lines
 
 
-def _gain_line(folder: Path, clean: bool) -> str:
+def _gain_line(runs: dict, clean: bool) -> str:
     """Whether the SE-CNN is above the baseline, with McNemar's exact test on each reading.
 
     The readings: clean (PrivateTest at each checkpoint; only when `clean`, both runs having logged the paper's way
     too) and all test images at the checkpoints, each gain from metrics.json with its p from the runs' predictions.npz.
     The verdict is the first reading's: **yes** or **no** only where p < SIGNIFICANCE, else **not shown**;
     **untested** when the two runs have no predictions on the same images.
+
+    Args:
+        runs: {kind: `evaluation.load_run` of its published folder}, as `_targets` loaded them.
+    Returns:
+        README's line.
     """
     import numpy as np
 
-    from .evaluation import load_run, mcnemar
+    from .evaluation import mcnemar
 
-    runs = {kind: load_run(folder / kind, predictions=(folder / kind / "predictions.npz").is_file()) for kind in MODELS}
     base, se = runs["baseline"]["predictions"], runs["se"]["predictions"]
     paired = base is not None and se is not None and np.array_equal(base["file_ids"], se["file_ids"])
     readings = []  # (gain in points, McNemar's p or None, what, which images)
