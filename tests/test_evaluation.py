@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import keras
 import numpy as np
 import pandas as pd
@@ -9,7 +11,7 @@ import pytest
 from conftest import KAGGLE_CLASSES
 from scipy.stats import binomtest
 
-from fer_utils.evaluation import (loss_and_accuracy, markdown_table, mcnemar, most_confused_pairs,
+from fer_utils.evaluation import (load_run, loss_and_accuracy, markdown_table, mcnemar, most_confused_pairs,
                                   per_class_scores, predict_proba)
 
 
@@ -99,3 +101,20 @@ def test_markdown_table_shows_two_columns_under_one_header():
     table = pd.DataFrame({"seed": [0], "gain val": ["+1.00"], "gain test": ["-0.50"]}).set_index("seed")
     lines = markdown_table(table, headers={"gain val": "gain", "gain test": "gain"})
     assert lines[0] == "| seed | gain | gain |" and lines[2] == "| 0 | +1.00 | -0.50 |"
+
+
+def test_load_run_reads_a_run_folder_and_needs_no_predictions_npz_without_predictions(tmp_path):
+    """What the notebooks read through `load_run`: the three files of every finished run, and predictions.npz when
+    asked for (a study row is kept without it)."""
+    (tmp_path / "metrics.json").write_text(json.dumps({"test_accuracy": 0.5}))
+    (tmp_path / "run_info.json").write_text(json.dumps({"epochs_run": 2, "params": {"epochs": 3}}))
+    pd.DataFrame({"val_accuracy": [0.4, 0.5]}).to_csv(tmp_path / "history.csv", index=False)
+    row = load_run(tmp_path, predictions=False)
+    assert row["metrics"] == {"test_accuracy": 0.5} and row["run_info"]["params"] == {"epochs": 3}
+    assert list(row["history"]["val_accuracy"]) == [0.4, 0.5] and row["predictions"] is None
+    assert row["path"] == tmp_path
+    with pytest.raises(FileNotFoundError):
+        load_run(tmp_path)  # predictions asked for, and there is no predictions.npz
+    np.savez(tmp_path / "predictions.npz", probs=np.eye(7)[:2], file_ids=np.array([3, 4]))
+    run = load_run(str(tmp_path))
+    assert sorted(run["predictions"]) == ["file_ids", "probs"] and run["predictions"]["file_ids"].tolist() == [3, 4]
