@@ -63,18 +63,24 @@ PROTOCOL = "clean"
 PRECISION = "auto"
 SCHEDULE = "plateau"
 
+ROBUST_RECIPE = {"flip": True, "augment": ("photometric",)}
+"""What the regularisation and augmentation study let into the robust recipe by its rule (benchmarks/README.md,
+"Rows run so far"): left-right flips (row se_flip) and photometric augmentation (row se_photo)."""
+
 PROFILES: dict[str, dict] = {
     "smoke": {"per_class": 40, "epochs": 2},
     "quick": {"per_class": None, "epochs": 40, "schedule": "cosine", "flip": True, "dense_dropout": 0.0,
               "batch_norm": True},
     "paper": {"per_class": None, "epochs": MAX_EPOCHS, **PAPER_CONFIG},
     "literal": {"per_class": None, "epochs": MAX_EPOCHS},
+    "robust": {"per_class": None, "epochs": 30, "schedule": "cosine", **PAPER_CONFIG, **ROBUST_RECIPE},
 }
 """Notebook parameters per profile (`python -m fer_utils run --profile NAME`): smoke = minutes on a laptop; quick = a
 short schedule with flips, batch norm and no dense dropout (benchmarks/README.md says why); paper = the paper's full
 schedule with PAPER_CONFIG where the paper is silent (what reports/ publishes); literal = the same schedule with the
-notebooks' defaults (no batch norm, dense 256 with dropout: the models in reports/v1/). A setting a profile leaves out
-keeps the notebooks' default (the constants above)."""
+notebooks' defaults (no batch norm, dense 256 with dropout: the models in reports/v1/); robust = PAPER_CONFIG with
+ROBUST_RECIPE on the regularisation study's schedule (30 warm-up + cosine epochs: benchmarks/robust_rows.sh), what
+reports/robust/ publishes. A setting a profile leaves out keeps the notebooks' default (the constants above)."""
 SYNTHETIC_SMOKE = {"per_class": None, "epochs": 8, "filters": (8, 16, 32), "dense_dropout": 0.0}
 """On the small synthetic set the smoke profile uses all of it, enough epochs to learn it well above chance, a quarter
 of the widths (8-16-32) and no dense dropout (as PAPER_CONFIG), with which both models learn it in 8 epochs (84-91% of

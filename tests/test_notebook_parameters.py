@@ -63,7 +63,7 @@ def type_problem(default, value) -> str | None:
     elif isinstance(default, str):
         ok = isinstance(value, str)
     elif isinstance(default, (list, tuple)):
-        kinds = {type(v) for v in default}
+        kinds = {type(v) for v in default} or {str}  # an empty default (augment = ()) holds names
         ok = isinstance(value, (list, tuple)) and len(value) > 0 and all(type(v) in kinds for v in value)
     else:
         return f"default of an unexpected type {type(default).__name__}"

@@ -90,3 +90,25 @@ def test_every_row_parses_as_train_options_and_all_combines_every_single_candida
     targets = rows["se_targets"][1]
     assert targets["flip"] and targets["augment"] == ("photometric", "degrade")  # the groups aimed at the targets
     assert all(targets[k] == reference[k] for k in reference if k not in ("flip", "augment"))  # no regulariser
+
+
+def test_the_robust_profile_is_paper_config_with_the_recipe_on_the_studys_schedule():
+    # Breaks if the profile that reports/robust/ publishes trained on another schedule than the rows that chose its
+    # recipe, or took in an option no study row tried on its own.
+    from robust_cost import row_options, study_rows
+
+    from fer_utils.cli import parse_args
+    from fer_utils.config import PAPER_CONFIG, PROFILES, ROBUST_RECIPE
+
+    schedule = subprocess.run(["bash", "-c", f'source "{BENCH / "robust_rows.sh"}"; echo $STUDY_SCHEDULE'],
+                              capture_output=True, text=True, check=True).stdout.split()
+    robust = parse_args(["train", "--model", "se", "--profile", "robust"])
+    assert [robust.epochs, robust.schedule] == [int(schedule[1]), schedule[3]]
+    assert {k: PROFILES["robust"][k] for k in PAPER_CONFIG} == PAPER_CONFIG
+    rows = [row_options(options)[1] for options in study_rows().values()]
+    reference = row_options("--model se")[1]
+    for name, value in ROBUST_RECIPE.items():
+        values = value if isinstance(value, tuple) else (value,)
+        for one in values:  # each augmentation group (or option) was a row of its own
+            alone = {name: (one,) if isinstance(value, tuple) else one}
+            assert any(row == {**reference, **alone} for row in rows), (name, one)

@@ -46,6 +46,16 @@ def test_profiles_and_model_names_live_in_config():
                .choices) == set(config.PROFILES)
 
 
+
+def test_the_readmes_profile_table_has_one_row_per_profile():
+    import re
+
+    from fer_utils import config
+
+    readme = (config.REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    rows = re.findall(r"^\| `(\w+)` \|", readme, flags=re.MULTILINE)
+    assert rows == list(config.PROFILES)
+
 def test_importing_fer_utils_leaves_the_environment_alone():
     import os
     import subprocess
