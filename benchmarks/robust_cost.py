@@ -5,7 +5,9 @@ times each row's model and compile options alone, as `train_speed.py` times a co
 pipeline `train` uses, batch 64, precision auto, medians of repeated fits. Prints a table (images/s, and the per-step
 cost relative to `se_ref`); the issue's target is the whole recipe at most 25% slower than `se_ref`.
     python benchmarks/robust_cost.py [ROW ...] [--data PATH] [--steps 60] [--warmup 10]
-Rows and their options come from benchmarks/robust_rows.sh (read through bash), on PAPER_CONFIG.
+Rows and their options come from benchmarks/robust_rows.sh (read through bash), on PAPER_CONFIG; the row `recipe` is
+the SE-CNN with the robust recipe (config.ROBUST_RECIPE: what `train --profile robust` adds), which the rule's cost
+clause is about.
 """
 
 from __future__ import annotations
@@ -28,6 +30,20 @@ def study_rows() -> dict[str, str]:
     return dict(line.split("|", 1) for line in lines)
 
 
+def recipe_options() -> str:
+    """The SE-CNN with the robust recipe (config.ROBUST_RECIPE) as `train` options beyond PAPER_CONFIG."""
+    from fer_utils.config import ROBUST_RECIPE
+
+    options = ["--model", "se"]
+    for name, value in ROBUST_RECIPE.items():
+        flag = "--" + name.replace("_", "-")
+        if isinstance(value, bool):
+            options += [flag] if value else [f"--no-{name.replace('_', '-')}"]
+        else:
+            options += [flag, ",".join(map(str, value)) if isinstance(value, (list, tuple)) else str(value)]
+    return " ".join(options)
+
+
 def row_options(options: str) -> tuple[str, dict]:
     """A row's `train` options on PAPER_CONFIG -> (model kind, keyword arguments of compiled_model)."""
     from fer_utils.cli import build_parser
@@ -44,12 +60,12 @@ def row_options(options: str) -> tuple[str, dict]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("rows", nargs="*", help="rows of robust_rows.sh (default: all)")
+    parser.add_argument("rows", nargs="*", help="rows of robust_rows.sh, or recipe (default: all)")
     parser.add_argument("--data", default=None)
     parser.add_argument("--steps", type=int, default=60)
     parser.add_argument("--warmup", type=int, default=10)
     args = parser.parse_args(argv)
-    rows = study_rows()
+    rows = {**study_rows(), "recipe": recipe_options()}
     unknown = [r for r in args.rows if r not in rows]
     if unknown:
         print(f"error: unknown row(s) {', '.join(unknown)} (rows: {', '.join(rows)})", file=sys.stderr)

@@ -112,3 +112,16 @@ def test_the_robust_profile_is_paper_config_with_the_recipe_on_the_studys_schedu
         for one in values:  # each augmentation group (or option) was a row of its own
             alone = {name: (one,) if isinstance(value, tuple) else one}
             assert any(row == {**reference, **alone} for row in rows), (name, one)
+
+
+def test_the_cost_scripts_recipe_row_is_what_the_robust_profile_trains():
+    from robust_cost import recipe_options, row_options
+
+    from fer_utils.cli import parse_args
+
+    kind, options = row_options(recipe_options())
+    a = parse_args(["train", "--model", "se", "--profile", "robust"])
+    assert kind == "se" and options == dict(
+        filters=a.filters, dense_units=a.dense_units, dense_dropout=a.dense_dropout, batch_norm=a.batch_norm,
+        flip=a.flip, augment=a.augment,
+        compile_kwargs=dict(label_smoothing=a.label_smoothing, weight_decay=a.weight_decay))
