@@ -2,7 +2,7 @@
 
 For each run folder: the accuracy points its model.keras loses on PublicTest and on PrivateTest to each of the issue's
 target perturbations (fer_utils.config.ROBUSTNESS_TARGETS, drawn by fer_utils.explain.perturb with seed 0), computed
-in float32, written to <run>/robustness.csv; the study ranks on PublicTest only.
+in float32 (fer_utils.explain.robustness_table), written to <run>/robustness.csv; the study ranks on PublicTest only.
     python benchmarks/robustness.py RUN [RUN ...] [--data PATH] [--copy-to DIR]
 --copy-to also copies robustness.csv to DIR/<run folder's name>/ (the study's committed results).
 """
@@ -23,18 +23,6 @@ def summary(table: pd.DataFrame, split: str = "val") -> dict[str, float]:
     return {"mean_points_lost": float(lost.mean()), "worst_points_lost": float(lost.max())}
 
 
-def robustness_table(model_path: Path, data) -> pd.DataFrame:
-    """robustness_losses of a saved model on PublicTest (val) and PrivateTest (test), in float32."""
-    from fer_utils.explain import load_float32, robustness_losses
-
-    model = load_float32(model_path)
-    parts = []
-    for split in ("val", "test"):
-        x, y = data.xy(split)
-        parts.append(robustness_losses(model, x, y).assign(split=split))
-    return pd.concat(parts, ignore_index=True)
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", type=Path)
@@ -46,14 +34,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: no model.keras in {', '.join(missing)}", file=sys.stderr)
         return 2
     from fer_utils.data import load_data
+    from fer_utils.explain import ROBUSTNESS, robustness_table
 
     data = load_data(args.data, quiet=True)
     for run in args.runs:
         table = robustness_table(run / "model.keras", data)
-        table.to_csv(run / "robustness.csv", index=False)
+        table.to_csv(run / ROBUSTNESS, index=False)
         if args.copy_to:
             (args.copy_to / run.name).mkdir(parents=True, exist_ok=True)
-            shutil.copy(run / "robustness.csv", args.copy_to / run.name / "robustness.csv")
+            shutil.copy(run / ROBUSTNESS, args.copy_to / run.name / ROBUSTNESS)
         s = summary(table)
         print(f"{run.name}: PublicTest points lost, mean {s['mean_points_lost']:.2f}, "
               f"worst {s['worst_points_lost']:.2f}")

@@ -16,7 +16,8 @@ import sys
 
 from .commands import cmd_calibrate, cmd_data_check, cmd_evaluate, cmd_predict, cmd_publish, cmd_run, cmd_train
 from .config import DENSE_DROPOUT, DENSE_UNITS, FILTERS, MAX_EPOCHS, MODELS, PRECISION, PRECISIONS, PROTOCOL, PROTOCOLS
-from .config import AUGMENTATIONS, FACE_MARGIN, LABEL_SMOOTHING, PUBLISHED_MODEL, SCHEDULE, SCHEDULES, SPLITS
+from .config import (AUGMENTATIONS, FACE_MARGIN, LABEL_SMOOTHING, PUBLISH_TARGETS, PUBLISHED_MODEL, SCHEDULE, SCHEDULES,
+                     SPLITS)
 from .config import ATTENTIONS, PROFILES, PUBLISHED_DIR, REPO_ROOT, WEIGHT_DECAY
 
 
@@ -236,6 +237,9 @@ def _add_publish_parser(sub) -> None:
     pub.add_argument("--out", default=PUBLISHED_DIR.name, help=f"where to publish (default: {PUBLISHED_DIR.name})")
     pub.add_argument("--data", default=None, help="the data the runs were trained on, named in the README's commands")
     pub.add_argument("--kernel", default=None, help="Jupyter kernel name (default: this Python)")
+    pub.add_argument("--targets", choices=PUBLISH_TARGETS, default=None,
+                     help="the targets README judges the runs against (default: robust for runs trained with the "
+                          "robust profile, else paper: Table 1's)")
     pub.set_defaults(func=cmd_publish)
 
 

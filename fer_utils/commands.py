@@ -187,7 +187,7 @@ def cmd_publish(args: argparse.Namespace) -> int:
         raise FileNotFoundError(2, "no such folder of finished runs", args.runs)
     notebooks()  # before the slow import: an install without the repository has no notebooks to publish
     import_keras_quietly()  # the models are rewritten here, without their optimizer state
-    return publish(args.runs, out=args.out, data=args.data, kernel=args.kernel)
+    return publish(args.runs, out=args.out, data=args.data, kernel=args.kernel, targets=args.targets)
 
 
 def cmd_predict(args: argparse.Namespace) -> int:

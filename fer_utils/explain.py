@@ -395,3 +395,35 @@ def robustness_losses(model: keras.Model, images: np.ndarray, labels: np.ndarray
         rows.append(dict(perturbation=kind, strength=strength, clean_accuracy=clean, accuracy=accuracy,
                          points_lost=100 * (clean - accuracy)))
     return pd.DataFrame(rows)
+
+
+def perturbation_label(kind: str, strength: float) -> str:
+    """A perturbation of `perturb` in words with its unit, e.g. "noise sigma 10", "JPEG quality 10", "shift 4 px"."""
+    labels = {"mirror": "mirror", "shift": f"shift {strength:g} px", "brightness": f"brightness {strength:+g}",
+              "contrast": f"contrast x{strength:g}", "noise": f"noise sigma {strength:g}",
+              "jpeg": f"JPEG quality {strength:g}", "blur": f"blur sigma {strength:g} px"}
+    return labels.get(kind, f"{kind} {strength:g}")
+
+
+ROBUSTNESS = "robustness.csv"
+"""The robustness table a run folder keeps (`robustness_table`; the robust study's rows and the published robust
+models)."""
+
+
+def robustness_table(model_path, data, splits: tuple[str, ...] = ("val", "test")) -> pd.DataFrame:
+    """`robustness_losses` of a saved model, evaluated as a float32 copy, on PublicTest (val) and PrivateTest (test).
+
+    Args:
+        model_path: a .keras model file (str or Path).
+        data: the data it was trained on (fer_utils.dataset.FerData).
+        splits: the splits to measure, each in its own rows (column `split`).
+
+    Returns:
+        robustness_losses' rows for each split, with a `split` column.
+    """
+    model = load_float32(model_path)
+    parts = []
+    for split in splits:
+        x, y = data.xy(split)
+        parts.append(robustness_losses(model, x, y).assign(split=split))
+    return pd.concat(parts, ignore_index=True)

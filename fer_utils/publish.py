@@ -1,7 +1,8 @@
 """Publish two finished runs as the committed `reports/`: `python -m fer_utils publish RUNS`.
 
 The run folders (models without optimizer state, calibrated), notebooks 05-08 executed on them without showing a face,
-and README.md: Table 1, the reproduction targets, the studies, the training runs and the commands that made them.
+and README.md: Table 1, the targets (the paper's reproduction targets, or the robust-model issue's for a pair trained
+with the robust profile: `reports/robust/`), the studies, the training runs and the commands that made them.
 """
 
 from __future__ import annotations
@@ -11,7 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
-from .config import DENSE_DROPOUT, DENSE_UNITS, FILTERS, MODELS, PAPER_TABLE1, PUBLISHED_DIR, REPO_ROOT
+from .config import (DENSE_DROPOUT, DENSE_UNITS, FILTERS, MODELS, PAPER_TABLE1, PUBLISH_TARGETS, PUBLISHED_DIR,
+                     REPO_ROOT, ROBUST_MODEL_TARGETS, ROBUSTNESS_TARGETS)
 from .data import SYNTHETIC
 from .pipeline import copy_runs, execute_notebook, notebooks, published_profile
 from .runfolder import copy_file, save_without_optimizer, write_text
@@ -29,10 +31,14 @@ PUBLISHED_NOTEBOOKS = {"05_": {"models_dir": ".", "n_gallery": 0}, "06_": {"mode
                        "07_": {"predict_out": "07_predict"}, "08_": {"models_dir": ".", "show_faces": False}}
 """The notebooks `publish` executes in the published folder, with the parameters that keep FER2013's faces out of it
 (07's `predict` output, annotated photos, goes to a temporary folder)."""
+ROBUST_NOTEBOOKS = {"06_": {"compare_dir": str(PUBLISHED_DIR)},
+                    "08_": {"models_dir": str(PUBLISHED_DIR), "robust_dir": "."}}
+"""What a robust pair's publish changes in them: 06 measures the paper's published pair beside these models, and 08
+reads the paper's pair as "before" and these as "after" (the scrub writes the paths as `reports`)."""
 
 
 def publish(runs: str | Path, out: str | Path = PUBLISHED_DIR, data: str | None = None,
-            kernel: str | None = None) -> int:
+            kernel: str | None = None, targets: str | None = None) -> int:
     """Publish two finished runs into `out`: run folders (evaluated in float32: `reevaluate_published`; calibrated:
     `calibrate_published`), executed notebooks 05-08 and their figures, README.md.
 
@@ -46,26 +52,33 @@ def publish(runs: str | Path, out: str | Path = PUBLISHED_DIR, data: str | None 
         out: where to publish (default: the repository's reports/, `config.PUBLISHED_DIR`).
         data: the data the runs were trained on (FER2013 or "synthetic"), as the README's commands should name it.
         kernel: Jupyter kernel name (None: this Python).
+        targets: "paper" (Table 1's reproduction targets) or "robust" (the robust-model issue's: PrivateTest, flips
+            at test time, robustness.csv in each run folder, calibration, training time); None: robust when the runs
+            were trained with the `robust` profile, else paper.
 
     Returns:
         0; 1 when a notebook failed (said on stderr, with where its partly executed copy is).
     """
     from .data import load_data
 
+    if targets not in (None, *PUBLISH_TARGETS):
+        raise ValueError(f"unknown targets {targets!r}: expected one of {', '.join(PUBLISH_TARGETS)}")
     published = [nb for nb in notebooks() if nb.name[:3] in PUBLISHED_NOTEBOOKS]  # before anything is written
     out = Path(out).resolve()
     _publish_runs(runs, out)
+    robust = (targets or ("robust" if published_profile(out) == "robust" else "paper")) == "robust"
     images = load_data(data, quiet=True)
     reevaluate_published(out, images)
     calibrate_published(out, images)
+    measure_robustness(out, images if robust else None)
     data_path = _notebook_data(data)
-    if not _execute_published(published, out, data, data_path, kernel, runs):
+    if not _execute_published(published, out, data, data_path, kernel, runs, robust):
         return 1
     results = out / "results.md"
     body = results.read_text().split("\n", 1)[1].lstrip("\n")  # without its title
     tables, _, figures = body.partition("## Figures\n")
     results.unlink()  # README.md holds it all
-    text = "\n".join(_readme_lines(runs, out, data, tables, figures))
+    text = "\n".join(_readme_lines(runs, out, data, tables, figures, images if robust else None))
     if data_path not in (None, data):  # the data as the publisher named it, not this machine's absolute path
         text = text.replace(data_path, data)  # (the notebooks and run_info record that one)
     write_text(out / "README.md", text)
@@ -142,6 +155,29 @@ def calibrate_published(out: Path, images) -> None:
               "PublicTest)")
 
 
+def measure_robustness(out: Path, images) -> None:
+    """Measure each published model under the robust-model issue's target perturbations on PublicTest and PrivateTest
+    (`explain.robustness_table`, float32) into robustness.csv beside it; a robustness.csv left from models published
+    earlier is removed first (it belongs to other weights).
+
+    Args:
+        out: the publish folder, holding baseline/ and se/ with their model.keras.
+        images: the data they were trained on; None removes the stale files only (the paper's publish measures none).
+    """
+    from .explain import ROBUSTNESS, robustness_table
+
+    for kind in MODELS:
+        Path(out, kind, ROBUSTNESS).unlink(missing_ok=True)
+    if images is None:
+        return
+    for kind in MODELS:
+        table = robustness_table(out / kind / "model.keras", images)
+        table.to_csv(out / kind / ROBUSTNESS, index=False)
+        lost = table.loc[table["split"] == "test", "points_lost"]
+        print(f"{out / kind / ROBUSTNESS}: PrivateTest points lost to the {len(lost)} target perturbations, mean "
+              f"{lost.mean():.2f}, worst {lost.max():.2f}")
+
+
 def _notebook_data(data: str | None) -> str | None:
     """`data` as the published notebooks get it (for the analyses; never shown: no gallery, no faces): a path made
     absolute, since papermill runs them in the publish folder; None without data."""
@@ -151,14 +187,17 @@ def _notebook_data(data: str | None) -> str | None:
 
 
 def _execute_published(published: list[Path], out: Path, data: str | None, data_path: str | None,
-                       kernel: str | None, runs: str | Path) -> bool:
-    """Execute the published notebooks in `out` with PUBLISHED_NOTEBOOKS' parameters, then take this machine's paths
-    out of them and out of the run folders' JSON files (`scrub_paths`; the runs' folder becomes RUNS, as README's
-    commands name it); False when one failed."""
+                       kernel: str | None, runs: str | Path, robust: bool = False) -> bool:
+    """Execute the published notebooks in `out` with PUBLISHED_NOTEBOOKS' parameters (robust models: with
+    ROBUST_NOTEBOOKS' too, where the paper's published pair is there to compare), then take this machine's paths out of
+    them and out of the run folders' JSON files (`scrub_paths`; the runs' folder becomes RUNS, as README's commands
+    name it); False when one failed."""
     logs = Path(tempfile.mkdtemp(prefix="fer_publish_"))  # not in `out`: reports/ holds only what is published
     common = {"run_dir": ".", **({"data_path": data_path} if data_path else {})}  # papermill runs each in `out`
+    paper_pair = all((PUBLISHED_DIR / kind / "model.keras").is_file() for kind in MODELS)
     for notebook in published:
-        params = {**common, **PUBLISHED_NOTEBOOKS[notebook.name[:3]]}
+        params = {**common, **PUBLISHED_NOTEBOOKS[notebook.name[:3]],
+                  **(ROBUST_NOTEBOOKS.get(notebook.name[:3], {}) if robust and paper_pair else {})}
         if "predict_out" in params:  # a folder name, placed in the temporary folder
             params["predict_out"] = str(logs / params["predict_out"])
         if not execute_notebook(notebook, out / notebook.name, params, kernel, log_dir=logs):
@@ -169,7 +208,7 @@ def _execute_published(published: list[Path], out: Path, data: str | None, data_
     return True
 
 
-SCRUBBED = ("*.ipynb", "*/run_info.json", "*/calibration.json")
+SCRUBBED = ("*.ipynb", "*/run_info.json", "*/calibration.json")  # robustness.csv names no path
 """The published files `scrub_paths` rewrites: the executed notebooks and the run folders' records (the training
 command, the data source)."""
 
@@ -191,18 +230,28 @@ def scrub_paths(folder: Path, replacements: dict[str, str]) -> None:
         write_text(path, text)
 
 
-def _readme_lines(runs: str | Path, out: Path, data: str | None, tables: str, figures: str) -> list[str]:
-    """README.md of the publish folder, line by line, around notebook 05's `tables` and `figures` (its results.md)."""
+def _readme_lines(runs: str | Path, out: Path, data: str | None, tables: str, figures: str,
+                  robust_images=None) -> list[str]:
+    """README.md of the publish folder, line by line, around notebook 05's `tables` and `figures` (its results.md);
+    with `robust_images` (the data), the robust-model issue's targets in place of the reproduction targets."""
     import pandas as pd
 
     from .evaluation import markdown_table
 
     rows = pd.DataFrame([_run_summary(kind, out / kind) for kind in MODELS])
-    return ["# Published results: the paper's Table 1 on FER2013", "",
+    if robust_images is None:
+        title, targets = "# Published results: the paper's Table 1 on FER2013", ["## Targets", "", *_targets(out)]
+        studies = [*_study_sections(), *_earlier_models(out)]
+    else:
+        title = "# Published robust models: the paper's two networks trained with the robust recipe"
+        targets = ["## Targets of the robust-model issue", "", *_robust_targets(out, robust_images)]
+        studies = ["How the recipe was chosen: the regularisation and augmentation study in `benchmarks/README.md`; "
+                   "notebook 08 reads it, and measures these models beside the paper's.", ""]
+    return [title, "",
             "Generated by `python -m fer_utils publish` from two finished training runs; every number below is "
             "read from the run folders in this directory (commands at the end). Do not edit by hand: regenerate "
             "it.", "",
-            tables, "## Targets", "", *_targets(out), "", *_study_sections(), *_earlier_models(out),
+            tables, *targets, "", *studies,
             *(["What was tried, and what we learned: [NOTES.md](NOTES.md).", ""] if (out / "NOTES.md").is_file()
               else []),
             "## Training runs", "", *markdown_table(rows.set_index("model"), {}), "",
@@ -215,8 +264,9 @@ def _commands_section(runs: str | Path, out: Path, data: str | None) -> list[str
     course."""
     infos = {kind: json.loads((out / kind / "run_info.json").read_text()) for kind in MODELS}
     data_arg = f" --data {data}" if data else ""
+    name = out.relative_to(REPO_ROOT).as_posix() if out.is_relative_to(REPO_ROOT) else out.name  # as typed in a clone
     profile = published_profile(out)  # the one whose `run --reuse` reuses these runs (the default smoke's does not)
-    explore = (f", or `python -m fer_utils run --profile {profile} --reuse {out.name}{data_arg}` (notebooks 02 and 04 "
+    explore = (f", or `python -m fer_utils run --profile {profile} --reuse {name}{data_arg}` (notebooks 02 and 04 "
                "then reuse these runs instead of training)." if profile else
                " (no profile of `python -m fer_utils run` trains with these runs' parameters: `--reuse` would train "
                "anew).")
@@ -224,12 +274,12 @@ def _commands_section(runs: str | Path, out: Path, data: str | None) -> list[str
             "folder of finished runs given to `publish`):",
             "", "```", *[_command(infos[kind]).replace(str(runs), "RUNS") for kind in MODELS], "```", "",
             "Re-evaluate a published model (prints the test accuracy of the table above):", "", "```",
-            *[f"python -m fer_utils evaluate {out.name}/{kind}/model.keras --split test_all{data_arg}"
+            *[f"python -m fer_utils evaluate {name}/{kind}/model.keras --split test_all{data_arg}"
               for kind in MODELS], "```", "",
             "Regenerate this page, the figures and the executed notebooks from the run folders:", "", "```",
-            f"python -m fer_utils publish RUNS --out {out.name}{data_arg}", "```", "",
+            f"python -m fer_utils publish RUNS --out {name}{data_arg}", "```", "",
             "Explore them in the course: open `notebooks/05_error_analysis.ipynb` with "
-            f"`models_dir = \"../{out.name}\"`{explore}", ""]
+            f"`models_dir = \"../{name}\"`{explore}", ""]
 
 
 def _command(run_info: dict) -> str:
@@ -342,6 +392,68 @@ def _gain_line(runs: dict, clean: bool) -> str:
         notes = [note for note in (images, None if p is None else f"p = {p:.2g}") if note]
         details.append(f"{gain:+.2f} points {what}" + (f" ({', '.join(notes)})" if notes else ""))
     return f"- SE-CNN above the baseline: {verdict}: {'; '.join(details)}"
+
+
+def _at_most(value: float, limit: float, unit: str = "") -> str:
+    """`**met**`, or `**missed** by N unit`, for a target that `value` must not exceed."""
+    return "**met**" if value <= limit else f"**missed** by {value - limit:.2f}" + (f" {unit}" if unit else "")
+
+
+def _robust_targets(folder: Path, images) -> list[str]:
+    """The robust-model issue's targets, judged on the runs in `folder` (their metrics.json, calibration.json,
+    robustness.csv and history.csv) and, for the flips at test time, on `images`' PrivateTest.
+
+    The targets are the SE-CNN's (config.ROBUST_MODEL_TARGETS, config.ROBUSTNESS_TARGETS); the CNN trained with the
+    same recipe is reported beside it, with whether SE still helps.
+    """
+    import pandas as pd
+
+    from .calibration import CALIBRATION
+    from .evaluation import load_run, markdown_table, predict_proba
+    from .explain import ROBUSTNESS, load_float32, perturbation_label
+
+    runs = {kind: load_run(folder / kind) for kind in MODELS}
+    x_test, y_test = images.xy("test")
+    target = ROBUST_MODEL_TARGETS["private_test_accuracy"]
+    lines = []
+    for kind, name in MODELS.items():
+        metrics = runs[kind]["metrics"]
+        flips = (predict_proba(load_float32(folder / kind / "model.keras"), x_test, tta=True).argmax(1) == y_test)
+        single = (f"{metrics['test_accuracy']:.2%}, target {target:.1%}: {_verdict(metrics['test_accuracy'], target)}"
+                  if kind == "se" else f"{metrics['test_accuracy']:.2%}")
+        lines.append(f"- {name}, PrivateTest, one view (epoch {metrics['best_epoch']}, chosen by PublicTest; "
+                     f"{metrics.get('evaluated_in', 'float32')}): {single}; with flips at test time (each face "
+                     f"averaged with its mirror image, reported apart): {flips.mean():.2%}")
+    lines.append(_gain_line(runs, clean=True))
+    limit = ROBUST_MODEL_TARGETS["ece_after"]
+    for kind, name in MODELS.items():
+        cal = json.loads((folder / kind / CALIBRATION).read_text())
+        verdict = f", target at most {limit:.2f}: {_at_most(cal['ece_after'], limit)}" if kind == "se" else ""
+        lines.append(f"- {name}, expected calibration error on PrivateTest after temperature scaling (T = "
+                     f"{cal['temperature']:.2f}, fitted on PublicTest): {cal['ece_after']:.3f} (before: "
+                     f"{cal['ece_before']:.3f}){verdict}")
+    hours = ROBUST_MODEL_TARGETS["run_hours"]
+    for kind, name in MODELS.items():
+        run = runs[kind]
+        spent = run["history"]["epoch_seconds"].sum() / 3600 if "epoch_seconds" in run["history"] else float("nan")
+        lines.append(f"- {name}, training time: {spent:.2f} h for {len(run['history'])} epoch(s) (sum of the logged "
+                     f"epoch seconds, on {run['run_info']['cpu']}, {run['run_info']['cpu_count']} cores), target at "
+                     f"most {hours:g} h: {_at_most(spent, hours, 'h')}")
+    tables = {kind: pd.read_csv(folder / kind / ROBUSTNESS).query("split == 'test'").set_index(
+        ["perturbation", "strength"])["points_lost"] for kind in MODELS}
+    rows = []
+    for (kind_of_change, strength), limit in ROBUSTNESS_TARGETS.items():
+        lost = {kind: float(tables[kind].get((kind_of_change, float(strength)), float("nan"))) for kind in MODELS}
+        se_verdict = "not measured" if pd.isna(lost["se"]) else _at_most(lost["se"], limit, "points")
+        rows.append({"perturbation": perturbation_label(kind_of_change, strength),
+                     **{f"{MODELS[k]} points lost": lost[k] for k in MODELS}, "target (at most)": float(limit),
+                     "SE-CNN against it": se_verdict})
+    table = pd.DataFrame(rows).set_index("perturbation")
+    numeric = [c for c in table.columns if c != "SE-CNN against it"]
+    lines += ["", "Accuracy points lost on PrivateTest to each target perturbation at notebook 06's middle strengths "
+              "(`robustness.csv` in each run folder, float32; the same perturbations on PublicTest are there too):", "",
+              *markdown_table(table, dict.fromkeys(numeric, ".2f"), right=numeric)]
+    return lines
 
 
 def _configuration(params: dict) -> str:

@@ -209,3 +209,68 @@ def test_committed_reports_name_no_absolute_path_of_a_machine():
     for path in sorted(p for pattern in ("**/*.json", "**/*.md", "**/*.ipynb") for p in reports.glob(pattern)):
         found = MACHINE_PATH.search(path.read_text(encoding="utf-8"))
         assert found is None, f"{path.relative_to(REPO_ROOT)} names a machine's path: ...{found.group(0)}..."
+
+
+@pytest.fixture(scope="module")
+def robust_folder(finished_runs, tiny_synthetic, tmp_path_factory):
+    """The finished runs copied, calibrated and measured as `publish --targets robust` does (no notebooks run)."""
+    out = tmp_path_factory.mktemp("robust")
+    pipeline.copy_runs(finished_runs, out)
+    publish.calibrate_published(out, tiny_synthetic)
+    publish.measure_robustness(out, tiny_synthetic)
+    return out
+
+
+@pytest.mark.slow  # finished_runs trains two models
+def test_a_robust_publish_measures_every_target_perturbation_on_both_test_splits(robust_folder):
+    import pandas as pd
+
+    from fer_utils.config import ROBUSTNESS_TARGETS
+
+    for kind in pipeline.MODELS:
+        table = pd.read_csv(robust_folder / kind / "robustness.csv")
+        for split in ("val", "test"):
+            rows = table[table["split"] == split]
+            assert sorted(zip(rows["perturbation"], rows["strength"])) == sorted(
+                (k, float(s)) for k, s in ROBUSTNESS_TARGETS)
+            assert (rows["points_lost"] == 100 * (rows["clean_accuracy"] - rows["accuracy"])).all()
+
+
+@pytest.mark.slow  # finished_runs trains two models
+def test_a_paper_publish_removes_a_robustness_table_of_earlier_weights(finished_runs, tmp_path):
+    pipeline.copy_runs(finished_runs, tmp_path)
+    (tmp_path / "se" / "robustness.csv").write_text("perturbation,points_lost\nnoise,99\n")
+    publish.measure_robustness(tmp_path, None)
+    assert not (tmp_path / "se" / "robustness.csv").exists()
+
+
+@pytest.mark.slow  # finished_runs trains two models
+def test_robust_readme_judges_the_se_cnn_against_the_issues_targets(robust_folder, tiny_synthetic):
+    from fer_utils.config import ROBUST_MODEL_TARGETS, ROBUSTNESS_TARGETS
+    from fer_utils.evaluation import predict_proba
+    from fer_utils.explain import load_float32, perturbation_label
+
+    lines = publish._readme_lines(robust_folder, robust_folder, "synthetic", "TABLES\n", "FIGURES\n",
+                                  robust_images=tiny_synthetic)
+    text = "\n".join(lines)
+    assert lines[0].startswith("# Published robust models") and "## Targets of the robust-model issue" in text
+    assert "## Table 1" not in text and "width study" not in text  # the paper pair's sections are not repeated
+    se = json.loads((robust_folder / "se" / "metrics.json").read_text())
+    target = ROBUST_MODEL_TARGETS["private_test_accuracy"]
+    assert f"SE-CNN, PrivateTest, one view (epoch {se['best_epoch']}" in text
+    assert f"{se['test_accuracy']:.2%}, target {target:.1%}: **missed** by" in text  # a 1-epoch model on 4 faces
+    x, y = tiny_synthetic.xy("test")
+    flips = (predict_proba(load_float32(robust_folder / "se" / "model.keras"), x, tta=True).argmax(1) == y).mean()
+    assert f"with flips at test time (each face averaged with its mirror image, reported apart): {flips:.2%}" in text
+    calibration = json.loads((robust_folder / "se" / "calibration.json").read_text())
+    assert f"after temperature scaling (T = {calibration['temperature']:.2f}" in text
+    assert f"{calibration['ece_after']:.3f} (before: {calibration['ece_before']:.3f})" in text
+    for kind, strength in ROBUSTNESS_TARGETS:
+        assert f"| {perturbation_label(kind, strength)} |" in text
+    assert "SE-CNN above the baseline" in text and "training time:" in text and "target at most 3 h" in text
+
+
+def test_publish_refuses_unknown_targets_before_writing_anything(tmp_path):
+    with pytest.raises(ValueError, match="unknown targets 'robustt'"):
+        publish.publish(tmp_path / "runs", out=tmp_path / "out", targets="robustt")
+    assert not (tmp_path / "out").exists()
