@@ -295,12 +295,18 @@ def _run_summary(kind: str, folder: Path) -> dict:
 
     run = load_run(folder, predictions=False)
     info, history = run["run_info"], run["history"]
-    seconds = history["epoch_seconds"].sum() if "epoch_seconds" in history else info["fit_wall_seconds"]
+    seconds = _training_seconds(run)
     return {"model": MODELS[kind], "epochs run": info["epochs_run"], "best epoch": info["best_epoch"],
             "training time": f"{seconds / 60:.1f} min", "s/epoch": f"{seconds / len(history):.0f}",
             "precision": info["precision"], "backend": f"{info['keras_backend']} ({info['accelerator']})",
             "machine": f"{info['cpu']}, {info['cpu_count']} cores",
             "model.keras": f"{(folder / 'model.keras').stat().st_size / 2**20:.1f} MB"}
+
+
+def _training_seconds(run: dict) -> float:
+    """A run's training time (`evaluation.load_run`): the sum of its logged epoch seconds, else its fit's wall time."""
+    history = run["history"]
+    return history["epoch_seconds"].sum() if "epoch_seconds" in history else run["run_info"]["fit_wall_seconds"]
 
 
 def _verdict(value: float, target: float) -> str:
@@ -435,7 +441,7 @@ def _robust_targets(folder: Path, images) -> list[str]:
     hours = ROBUST_MODEL_TARGETS["run_hours"]
     for kind, name in MODELS.items():
         run = runs[kind]
-        spent = run["history"]["epoch_seconds"].sum() / 3600 if "epoch_seconds" in run["history"] else float("nan")
+        spent = _training_seconds(run) / 3600
         lines.append(f"- {name}, training time: {spent:.2f} h for {len(run['history'])} epoch(s) (sum of the logged "
                      f"epoch seconds, on {run['run_info']['cpu']}, {run['run_info']['cpu_count']} cores), target at "
                      f"most {hours:g} h: {_at_most(spent, hours, 'h')}")
